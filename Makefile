@@ -1,0 +1,36 @@
+# pycam: `make run` starts the demo, `make test` runs the whole test suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test venv bench evaluate clean
+
+# The virtualenv sees the system's packages only when picamera2 is there (a Pi): its libcamera
+# bindings come from apt and cannot be pip-installed.
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@if $(PYTHON) -c "import picamera2" 2>/dev/null; then \
+	  $(PYTHON) -m venv --system-site-packages $(VENV); else $(PYTHON) -m venv $(VENV); fi
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+## The demo: a local Redis, the camera daemon armed on the bundled sample clip, events printed.
+run: venv
+	@REDIS_URL="$$(scripts/start_redis.sh)" $(PY) app/security_system.py --arm
+
+## The whole test suite (installs redis-server first when it is missing).
+test: venv
+	@scripts/ensure_redis.sh
+	$(PY) -m pytest
+
+## Detection quality and speed against ../shared/data, beside the original pipeline.
+bench: venv
+	$(PY) bench/detection.py
+
+evaluate: venv
+	EVAL_PY=$(PY) $(PY) ../shared/tools/evaluate.py ../shared/data/manifest.json --project .
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""pycam: a Raspberry Pi home security system (see README.md)."""

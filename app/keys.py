@@ -1,0 +1,58 @@
+"""Every Redis key pycam uses, in one place. Values are JSON; never pickle or eval them.
+
+The original system's names are kept where they existed (camera_status, camera_notifications,
+auto_detect_status, home).
+"""
+
+# Flags (JSON booleans).
+CAMERA_STATUS = "camera_status"                # armed: the camera loop processes frames only while true
+CAMERA_NOTIFICATIONS = "camera_notifications"  # alerts go to Slack (events are recorded either way)
+AUTO_DETECT_STATUS = "auto_detect_status"      # who_is_home may arm and disarm
+TRAINING_MODE = "training_mode"                # alerts carry Occupied / Unoccupied buttons
+
+FLAG_DEFAULTS = {
+    CAMERA_STATUS: False,
+    CAMERA_NOTIFICATIONS: True,
+    AUTO_DETECT_STATUS: False,
+    TRAINING_MODE: False,
+}
+
+# Presence.
+HOME = "home"                                  # JSON list of names home now
+PRESENCE_LAST_SEEN = "presence:last_seen"      # hash: person name -> epoch seconds last seen
+MANUAL_OVERRIDE = "presence:manual"            # JSON {state, home, time}: a manual /pycam_on|off holds until `home` changes
+
+# Pan-Tilt HAT.
+PANTILT = "pantilt"                            # JSON {pan, tilt}: the target, written by /rotate
+PANTILT_POSITION = "pantilt:position"          # JSON {pan, tilt, present, time}: what the camera daemon reports
+
+# Events and images.
+EVENTS = "events"                              # stream: field "event" = JSON metadata of one motion event
+LATEST_IMAGE = "latest_image"                  # JSON {event_id, path, time}: the newest snapshot
+UNVERIFIED_COUNT = "events:unverified"         # integer: events recorded but not notified (verifier said no)
+
+# Slack.
+SLACK_OUTBOX = "slack:outbox"                  # stream: field "job" = JSON job for the notifier
+SLACK_OUTBOX_GROUP = "notifier"                # consumer group reading SLACK_OUTBOX
+SLACK_DELIVERED_PREFIX = "slack:delivered:"    # + job id: set once Slack accepted the job (idempotency)
+
+# S3.
+S3_STATUS = "s3:status"                        # JSON {ok, error, pending, uploaded, time}
+
+HEARTBEAT_PREFIX = "heartbeat:"
+PROCESSES = ("security_system", "notifier", "flask_app", "who_is_home", "s3_upload")
+
+
+def heartbeat(process: str) -> str:
+    """Key of a process's heartbeat: JSON {time, pid, state, detail} with a TTL."""
+    return HEARTBEAT_PREFIX + process
+
+
+def delivered(job_id: str) -> str:
+    """Key marking a Slack job as accepted by Slack, so a restart never sends it twice."""
+    return SLACK_DELIVERED_PREFIX + job_id
+
+
+def event_published(event_id: str) -> str:
+    """Key marking an event as added to the events stream (and its alert queued)."""
+    return "event:published:" + event_id

@@ -1,0 +1,49 @@
+"""Jobs for the notifier: the only way any process asks for something to be sent to Slack.
+
+Each job is one entry on the `slack:outbox` stream with a single field `job` holding JSON.
+Every job has an `id` (unique and stable: the notifier sends each id at most once) and a `type`:
+
+- `alert`: {event_id, time, area, snapshot (path relative to the data dir), boxes, training}
+  -> the snapshot via files_upload_v2 into the channel, then chat.postMessage with the event's time
+  and area (and Occupied / Unoccupied buttons carrying the event id when `training` is true).
+- `message`: {text} -> chat.postMessage into the channel (presence changes and notices).
+- `response`: {response_url, text, blocks?, replace_original?} -> POST to a slash command's or a
+  button's response_url.
+- `image_response`: {response_url, snapshot, text} -> upload the snapshot into the channel and
+  tell the user through response_url (the slow half of /pycam_latest).
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import redis
+
+from app import keys
+
+JOB_TYPES = ("alert", "message", "response", "image_response")
+OUTBOX_MAXLEN = 10000
+
+
+def make_job(job_type: str, job_id: str | None = None, **fields: Any) -> dict:
+    """A job dict with a fresh id unless one is given (alerts use 'alert:<event id>')."""
+    if job_type not in JOB_TYPES:
+        raise ValueError(f"unknown job type {job_type!r}")
+    return {"id": job_id or f"{job_type}:{uuid.uuid4().hex}", "type": job_type, **fields}
+
+
+def enqueue(r: redis.Redis | Any, job: dict) -> None:
+    """Append a job to the outbox (r may be a pipeline, to queue it atomically with other writes)."""
+    r.xadd(keys.SLACK_OUTBOX, {"job": json.dumps(job)}, maxlen=OUTBOX_MAXLEN, approximate=True)
+
+
+def parse(fields: dict) -> dict | None:
+    """The job inside a stream entry, or None when it is not valid JSON with an id and a known type."""
+    try:
+        job = json.loads(fields.get("job", ""))
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(job, dict) or job.get("type") not in JOB_TYPES or not job.get("id"):
+        return None
+    return job

@@ -1,0 +1,103 @@
+"""Redis connection and the small typed accessors every process shares.
+
+All values are JSON. Connections time out, retry with backoff and check their health, so a
+Redis restart shows up as a ConnectionError that callers ride out (see `wait_for_redis`).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from app import keys
+
+log = logging.getLogger(__name__)
+
+# Errors that mean "Redis is unreachable right now": retry later, never crash on them.
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+
+
+def connect(url: str, client_name: str, socket_timeout: float = 5.0) -> redis.Redis:
+    """A client for a long-running daemon: timeouts, keepalive, health checks, retry with backoff."""
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=3,
+        socket_keepalive=True,
+        health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=2, base=0.1), 3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        client_name=client_name,
+    )
+
+
+def wait_for_redis(r: redis.Redis, stop=None, max_wait: float = 30.0) -> bool:
+    """Ping until Redis answers, backing off 0.5 s doubling to max_wait; False if stop was set."""
+    delay = 0.5
+    while stop is None or not stop.is_set():
+        try:
+            r.ping()
+            return True
+        except REDIS_DOWN as e:
+            log.warning("Redis unreachable (%s); retrying in %.1f s", type(e).__name__, delay)
+            if stop is not None:
+                if stop.wait(delay):
+                    return False
+            else:
+                time.sleep(delay)
+            delay = min(delay * 2, max_wait)
+    return False
+
+
+def get_json(r: redis.Redis, key: str, default: Any = None) -> Any:
+    """Read a JSON value; a missing or corrupt value gives `default`."""
+    raw = r.get(key)
+    if raw is None:
+        return default
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError):
+        log.warning("Ignoring a non-JSON value at %s", key)
+        return default
+
+
+def set_json(r: redis.Redis, key: str, value: Any, ex: float | None = None) -> None:
+    """Write a JSON value, optionally with a TTL in seconds."""
+    r.set(key, json.dumps(value), ex=int(ex) if ex else None)
+
+
+def get_flag(r: redis.Redis, key: str) -> bool:
+    """A boolean flag; unset flags take their default from keys.FLAG_DEFAULTS."""
+    value = get_json(r, key, keys.FLAG_DEFAULTS.get(key, False))
+    return value is True or value in ("true", "True", 1)
+
+
+def set_flag(r: redis.Redis, key: str, value: bool) -> None:
+    """Set a boolean flag."""
+    set_json(r, key, bool(value))
+
+
+def init_flags(r: redis.Redis) -> None:
+    """Give every flag its default where it has never been set (never overwrites)."""
+    for key, value in keys.FLAG_DEFAULTS.items():
+        r.set(key, json.dumps(value), nx=True)
+
+
+def write_heartbeat(r: redis.Redis, process: str, state: str, detail: Any = None, ttl: float = 30) -> None:
+    """Record that `process` is alive, in `state`, with a TTL so a dead process's beat expires."""
+    beat = {"time": time.time(), "pid": os.getpid(), "state": state, "detail": detail}
+    set_json(r, keys.heartbeat(process), beat, ex=ttl)
+
+
+def read_heartbeats(r: redis.Redis) -> dict[str, dict | None]:
+    """Every known process's last heartbeat (None when missing or expired)."""
+    return {p: get_json(r, keys.heartbeat(p)) for p in keys.PROCESSES}

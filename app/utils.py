@@ -1,0 +1,122 @@
+"""Small helpers shared by every process: atomic files, logging, signals, disk use."""
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def atomic_write_bytes(path: Path | str, data: bytes) -> None:
+    """Write `data` to `path` via a temp file in the same folder, fsync and rename.
+
+    A reader (the S3 uploader, Slack upload) sees either the old file or the whole new one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_json(path: Path | str, value: Any) -> None:
+    """Write a JSON document atomically."""
+    atomic_write_bytes(path, json.dumps(value, indent=1, sort_keys=True).encode())
+
+
+def read_json_file(path: Path | str, default: Any = None) -> Any:
+    """Read a JSON file; a missing or corrupt file gives `default`."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return default
+
+
+def is_temp_file(path: Path) -> bool:
+    """True for the temp files atomic_write_bytes leaves while writing (never upload or index them)."""
+    return path.name.startswith(".") and path.name.endswith(".tmp")
+
+
+def setup_logging(process: str, level: str = "INFO", logs_dir: Path | None = None) -> None:
+    """Log to stderr, and to logs_dir/<process>.log (rotated at 5 MB, 3 kept) when given."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if logs_dir is not None:
+        try:
+            logs_dir.mkdir(parents=True, exist_ok=True)
+            handlers.append(logging.handlers.RotatingFileHandler(
+                logs_dir / f"{process}.log", maxBytes=5_000_000, backupCount=3))
+        except OSError as e:
+            print(f"pycam: cannot write logs to {logs_dir}: {e}", file=sys.stderr)
+    logging.basicConfig(level=level, handlers=handlers, force=True,
+                        format=f"%(asctime)s {process}[%(process)d] %(levelname)s %(name)s: %(message)s")
+    # Library chatter at INFO would drown our own lines (and may echo URLs).
+    for noisy in ("urllib3", "botocore", "boto3", "s3transfer", "slack_sdk"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class StopFlag:
+    """SIGTERM/SIGINT handling: the first signal asks for a warm stop, the second forces exit.
+
+    Handlers only set the event; loops check it (`while not stop.wait(t)`).
+    """
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def install(self) -> "StopFlag":
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.event.is_set():
+            raise SystemExit(1)
+        log.info("Received %s, stopping", signal.Signals(signum).name)
+        self.event.set()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def set(self) -> None:
+        self.event.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.event.wait(timeout)
+
+
+def folder_size(path: Path) -> int:
+    """Total bytes of the files under `path` (0 when it does not exist)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def cpu_temperature() -> float | None:
+    """The Pi's SoC temperature in degrees C, or None where it cannot be read."""
+    try:
+        return int(Path("/sys/class/thermal/thermal_zone0/temp").read_text().strip()) / 1000
+    except (OSError, ValueError):
+        return None
