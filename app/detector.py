@@ -1,0 +1,200 @@
+"""Motion detection by running-average background subtraction: grey frame in, result out. No I/O.
+
+The original system's pipeline (grey, blur, difference from a running average, threshold,
+dilate, blob area), with three additions that keep it quiet through lighting and noise:
+
+1. Global gain compensation: the background is scaled by the frame's overall brightness ratio
+   before differencing, so a light switched, the camera re-exposing or flicker changes nothing.
+2. A per-pixel noise model: each pixel's threshold grows with its own recent variability, so
+   swaying trees, sensor noise at night and a shaking mount's edges stop counting.
+3. A lighting test per tile: a changed region whose pixels are an affine function of the
+   background's (darker or brighter, same texture) is a shadow or a cloud, not an object.
+   An object hides the texture behind it, so its tiles do not fit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from config import MotionConfig
+
+TILE = 8            # lighting-test tile size in working pixels
+FIT_NOISE = 3.0     # grey levels of residual a lighting change may leave in a tile
+NOISE_RATE = 0.02   # how fast the per-pixel noise estimate fades
+NOISE_RISE = 0.2    # how fast it rises where a pixel keeps changing
+NOISE_CAP = 20
+SLOW_FACTOR = 0.1   # moving pixels learn this much slower, so a person standing still stays visible
+OBJECT_SHARE = 0.2  # share of a blob that must fail the lighting test for the blob to be an object
+
+
+@dataclass
+class MotionResult:
+    """What the detector saw in one frame."""
+    motion: bool                      # at least one moving blob at least min_area large
+    area: float = 0.0                 # total area of the moving blobs, as a fraction of the frame
+    boxes: list[tuple[int, int, int, int]] = field(default_factory=list)  # x, y, w, h (working px)
+    mask: np.ndarray | None = None    # foreground mask (working size, 0/255)
+    reason: str = ""                  # why the frame was discounted: learning, lighting, noise
+
+
+class MotionDetector:
+    """Running-average background subtraction robust to lighting changes and noise."""
+
+    def __init__(self, cfg: MotionConfig):
+        self.cfg = cfg
+        self.size: tuple[int, int] | None = None  # working (w, h)
+        self.bg: np.ndarray | None = None          # float32 background
+        self.noise: np.ndarray | None = None       # float32 per-pixel mean absolute deviation
+        self.prev: np.ndarray | None = None        # previous prepared frame (uint8)
+        self.still: np.ndarray | None = None       # time since which each foreground pixel has not changed
+        self.seen = 0                              # frames since the background was (re)started
+        self.keep: np.ndarray | None = None        # 255 where motion counts (outside ignore masks)
+        self.kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+
+    def reset(self) -> None:
+        """Forget the background (after a camera move or re-arming); the next frame starts it again."""
+        self.bg = None
+        self.noise = None
+        self.prev = None
+        self.still = None
+        self.seen = 0
+
+    def prepare(self, frame: np.ndarray) -> np.ndarray:
+        """Grey, scaled to the working width (never up), blurred; uint8."""
+        grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        h, w = grey.shape
+        if self.size is None:
+            ww = min(self.cfg.width, w)
+            self.size = (ww, max(1, round(h * ww / w)))
+            self.keep = self._keep_mask(self.size)
+        if (w, h) != self.size:
+            grey = cv2.resize(grey, self.size, interpolation=cv2.INTER_AREA)
+        k = self.cfg.blur
+        return cv2.GaussianBlur(grey, (k, k), 0) if k > 1 else grey
+
+    def _keep_mask(self, size: tuple[int, int]) -> np.ndarray | None:
+        if not self.cfg.masks:
+            return None
+        w, h = size
+        keep = np.full((h, w), 255, np.uint8)
+        for poly in self.cfg.masks:
+            pts = np.array([[x * (w - 1), y * (h - 1)] for x, y in poly], np.int32)
+            cv2.fillPoly(keep, [pts], 0)
+        return keep
+
+    def detect(self, frame: np.ndarray, now: float) -> MotionResult:
+        """Compare a frame (BGR or grey, any size) taken at `now` (seconds) with the background, then learn."""
+        grey = self.prepare(frame)
+        cur = grey.astype(np.float32)
+        if self.bg is None:
+            self.bg, self.prev = cur, grey
+            self.noise = np.full_like(cur, 1.0)
+            self.still = np.full(grey.shape, now, np.float32)
+            self.seen = 1
+            return MotionResult(False, reason="learning")
+
+        bg, cfg = self.bg, self.cfg
+        # 1. Overall brightness ratio, from a sparse sample (robust to a person in view).
+        gain = float(np.median(cur[::4, ::4] + 4.0) / np.median(bg[::4, ::4] + 4.0))
+        ref = bg * gain if abs(gain - 1.0) > 0.01 else bg
+        diff = cv2.absdiff(cur, ref)
+
+        # 2. Per-pixel threshold: the fixed one, or more where the pixel is always changing.
+        limit = np.maximum(self.noise * cfg.noise_factor, cfg.threshold) if cfg.noise_factor else cfg.threshold
+        changed = (diff > limit).astype(np.uint8) * 255
+        if self.keep is not None:
+            changed &= self.keep
+        # Opening removes 1-2 px slivers: the edges a shaking mount or compression moves.
+        changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, self.kernel)
+        n_changed = cv2.countNonZero(changed)
+        total = changed.size
+        min_px = cfg.min_area * total
+
+        result = MotionResult(False, mask=changed)
+        if n_changed >= min_px * 0.5:
+            moving = self._objects(cur, ref, changed, min_px)
+            if moving is None:
+                result.reason = "lighting"
+                if n_changed > total * cfg.max_area:
+                    # Most of the picture changed and none of it is an object: re-learn at once.
+                    self.bg = cur.copy()
+            else:
+                result.mask, result.boxes, area_px = moving
+                result.area = area_px / total
+                result.motion = bool(result.boxes)
+                if not result.motion:
+                    result.reason = "noise"
+        elif n_changed:
+            result.reason = "noise"
+
+        self._learn(now, cur, grey, diff, result.mask if result.motion else None)
+        return result
+
+    def _objects(self, cur, ref, changed, min_px):
+        """Blobs of changed pixels that a lighting change cannot explain (None: all lighting)."""
+        w, h = self.size
+        tw, th = max(1, w // TILE), max(1, h // TILE)
+        # Per-tile least-squares fit cur ~ a * ref + b; the residual says whether the texture survived.
+        small = lambda img: cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)
+        m_c, m_r = small(cur), small(ref)
+        v_r = small(ref * ref) - m_r * m_r
+        v_c = small(cur * cur) - m_c * m_c
+        cov = small(cur * ref) - m_c * m_r
+        resid = v_c - cov * cov / np.maximum(v_r, 1.0)
+        # A tile is an object when its residual is large, or when it changed contrast while the
+        # background was flat (a shape appearing on a plain wall).
+        structural = (resid > FIT_NOISE ** 2) | ((v_r < 4.0) & (v_c > 16.0)) | (cov < -4.0)
+        tile_changed = small(changed.astype(np.float32)) > 32
+        objects = structural & tile_changed
+        if not objects.any():
+            return None
+        # Whole blobs of changed pixels count as one object when enough of them sits in object
+        # tiles: a person's plain shirt fits "lighting" on its own, but belongs to the person.
+        fg = cv2.dilate(changed, self.kernel, iterations=self.cfg.dilate) if self.cfg.dilate else changed
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+        in_object = cv2.resize(objects.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+        object_px = np.bincount(labels[(in_object > 0) & (fg > 0)], minlength=n)
+        keep = np.zeros(n, bool)
+        boxes, area = [], 0
+        for i in range(1, n):
+            x, y, bw, bh, a = stats[i]
+            if a >= min_px and object_px[i] >= OBJECT_SHARE * a:
+                keep[i] = True
+                boxes.append((int(x), int(y), int(bw), int(bh)))
+                area += int(a)
+        return keep[labels].astype(np.uint8) * 255, boxes, area
+
+    def _learn(self, now, cur, grey, diff, moving_mask) -> None:
+        """Update the running average and the noise model; moving pixels learn slowly.
+
+        The noise model is the running mean of each pixel's frame-to-frame change, learned
+        everywhere: leaves and a shaking mount's edges change every frame, a person standing still
+        does not. Foreground that has not changed for `absorb_s` seconds is taken into the
+        background at once: a parked object or the ghost a person leaves where they stood.
+        """
+        # While the model is young, both averages are plain means of the frames seen so far,
+        # so a fresh background is not just the first frame and noise is known within seconds.
+        self.seen += 1
+        rate = max(self.cfg.learning_rate, 1.0 / self.seen)
+        step = cv2.absdiff(grey, self.prev)
+        # An upper envelope: rises fast where a pixel keeps changing, fades slowly in lulls.
+        stepf = np.minimum(diff, NOISE_CAP)
+        rising = stepf > self.noise
+        young = 1.0 / self.seen
+        cv2.accumulateWeighted(stepf, self.noise, max(NOISE_RISE, young), mask=rising.view(np.uint8))
+        cv2.accumulateWeighted(stepf, self.noise, max(NOISE_RATE, young), mask=(~rising).view(np.uint8))
+        if moving_mask is None:
+            cv2.accumulateWeighted(cur, self.bg, rate)
+            self.still.fill(now)
+        else:
+            cv2.accumulateWeighted(cur, self.bg, rate, mask=cv2.bitwise_not(moving_mask))
+            cv2.accumulateWeighted(cur, self.bg, rate * SLOW_FACTOR, mask=moving_mask)
+            static = (moving_mask > 0) & (step < self.cfg.threshold)
+            self.still[~static] = now
+            settled = static & (now - self.still >= self.cfg.absorb_s)
+            if settled.any():
+                self.bg[settled] = cur[settled]
+                self.still[settled] = now
+        self.prev = grey
