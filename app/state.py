@@ -25,16 +25,20 @@ log = logging.getLogger(__name__)
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 
-def connect(url: str, client_name: str, socket_timeout: float = 5.0) -> redis.Redis:
-    """A client for a long-running daemon: timeouts, keepalive, health checks, retry with backoff."""
+def connect(url: str, client_name: str, socket_timeout: float = 5.0,
+            connect_timeout: float = 3.0, retries: int = 3) -> redis.Redis:
+    """A client for a long-running daemon: timeouts, keepalive, health checks, retry with backoff.
+
+    The camera loop passes short timeouts and few retries: it must never stall on Redis.
+    """
     return redis.Redis.from_url(
         url,
         decode_responses=True,
         socket_timeout=socket_timeout,
-        socket_connect_timeout=3,
+        socket_connect_timeout=connect_timeout,
         socket_keepalive=True,
         health_check_interval=30,
-        retry=Retry(ExponentialBackoff(cap=2, base=0.1), 3),
+        retry=Retry(ExponentialBackoff(cap=2, base=0.1), retries),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         client_name=client_name,
     )
