@@ -26,6 +26,7 @@ NOISE_RATE = 0.02   # how fast the per-pixel noise estimate fades
 NOISE_RISE = 0.2    # how fast it rises where a pixel keeps changing
 NOISE_CAP = 20
 SLOW_FACTOR = 0.1   # moving pixels learn this much slower, so a person standing still stays visible
+MIN_SLOPE = 0.4    # a lighting change scales a tile's texture by at least this (and at most 1/this)
 OBJECT_SHARE = 0.2  # share of a blob that must fail the lighting test for the blob to be an object
 
 
@@ -96,8 +97,9 @@ class MotionDetector:
             return MotionResult(False, reason="learning")
 
         bg, cfg = self.bg, self.cfg
-        # 1. Overall brightness ratio, from a sparse sample (robust to a person in view).
-        gain = float(np.median(cur[::4, ::4] + 4.0) / np.median(bg[::4, ::4] + 4.0))
+        # 1. Overall brightness ratio: the median per-pixel ratio of a sparse sample (robust to a
+        #    person in view, and unlike a ratio of medians, to a scene of two brightnesses).
+        gain = float(np.median((cur[::4, ::4] + 4.0) / (bg[::4, ::4] + 4.0)))
         ref = bg * gain if abs(gain - 1.0) > 0.01 else bg
         diff = cv2.absdiff(cur, ref)
 
@@ -145,7 +147,10 @@ class MotionDetector:
         resid = v_c - cov * cov / np.maximum(v_r, 1.0)
         # A tile is an object when its residual is large, or when it changed contrast while the
         # background was flat (a shape appearing on a plain wall).
-        structural = (resid > FIT_NOISE ** 2) | ((v_r < 4.0) & (v_c > 16.0)) | (cov < -4.0)
+        # A light dims or brightens texture; it does not erase it (slope near 0) or invert it.
+        slope = cov / np.maximum(v_r, 1.0)
+        structural = ((resid > FIT_NOISE ** 2) | ((v_r < 4.0) & (v_c > 16.0))
+                      | ((v_r >= 4.0) & ((slope < MIN_SLOPE) | (slope > 1 / MIN_SLOPE))))
         tile_changed = small(changed.astype(np.float32)) > 32
         objects = structural & tile_changed
         if not objects.any():

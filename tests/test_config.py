@@ -1,0 +1,70 @@
+"""Settings: defaults, YAML, environment, and clear errors for bad values."""
+import pytest
+
+import config
+from config import ConfigError, load_settings
+
+
+def test_defaults_run_the_demo_on_the_bundled_clip():
+    s = load_settings(env={}, config_path=None)
+    assert s.redis_url == "redis://localhost:6379/0"
+    assert s.camera.source.endswith("sample/one-by-one-person-detection.mp4")
+    assert s.slack.api_url == "https://slack.com/api/"
+
+
+def test_yaml_then_environment_take_precedence(tmp_path):
+    f = tmp_path / "pycam.yaml"
+    f.write_text("motion:\n  threshold: 30\ncamera:\n  source: '0'\n")
+    s = load_settings(env={"PYCAM_SOURCE": "rtsp://cam/stream", "SLACK_ALLOWED_USERS": "U1, U2"},
+                      config_path=f)
+    assert s.motion.threshold == 30
+    assert s.camera.source == "rtsp://cam/stream"
+    assert s.slack.allowed_users == ["U1", "U2"]
+
+
+def test_bad_value_names_key_value_and_what_is_allowed(tmp_path):
+    f = tmp_path / "pycam.yaml"
+    f.write_text("motion:\n  threshold: 900\n  blur: 4\n")
+    with pytest.raises(ConfigError) as e:
+        load_settings(env={}, config_path=f)
+    msg = str(e.value)
+    assert "motion.threshold = 900" in msg and "less than or equal to 255" in msg
+    assert "motion.blur = 4" in msg and "odd" in msg
+
+
+def test_unknown_setting_is_refused(tmp_path):
+    f = tmp_path / "pycam.yaml"
+    f.write_text("motion:\n  treshold: 10\n")
+    with pytest.raises(ConfigError, match="motion.treshold"):
+        load_settings(env={}, config_path=f)
+
+
+def test_secret_in_yaml_is_refused_and_never_echoed(tmp_path):
+    f = tmp_path / "pycam.yaml"
+    f.write_text("slack:\n  signing_secret: hunter2\n")
+    with pytest.raises(ConfigError) as e:
+        load_settings(env={}, config_path=f)
+    assert "environment" in str(e.value) and "hunter2" not in str(e.value)
+
+
+def test_bad_secret_value_is_hidden_in_the_error():
+    with pytest.raises(ConfigError) as e:
+        load_settings(env={"SLACK_BOT_TOKEN": "x" * 5, "SLACK_CHANNEL_ID": "general"})
+    assert "slack.channel_id = 'general'" in str(e.value)
+
+
+def test_dotenv_file_is_read(tmp_path):
+    env = tmp_path / ".env"
+    env.write_text("# secrets\nexport SLACK_SIGNING_SECRET='abc'\nREDIS_URL=redis://x:1/2\n")
+    assert config.read_dotenv(env) == {"SLACK_SIGNING_SECRET": "abc", "REDIS_URL": "redis://x:1/2"}
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read the file"):
+        load_settings(env={"PYCAM_CONFIG": str(tmp_path / "nope.yaml")})
+
+
+def test_daemon_exits_with_the_error_message(tmp_path):
+    with pytest.raises(SystemExit) as e:
+        config.load_or_exit(env={"REDIS_URL": "http://localhost"})
+    assert "redis_url" in str(e.value)
