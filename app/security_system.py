@@ -362,6 +362,8 @@ def build_verifier(settings):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    # The per-frame work is small: OpenCV's worker threads would cost more CPU than they save.
+    cv2.setNumThreads(1)
     settings = config.load_or_exit()
     if args.source:
         settings.camera.source = args.source
