@@ -1,0 +1,173 @@
+"""The camera daemon end to end: a real redis-server, a real clip played as a live camera."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+import redis
+
+from conftest import ROOT, RedisServer
+from app import keys
+
+SAMPLE = ROOT / "sample" / "one-by-one-person-detection.mp4"
+
+
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory):
+    """Frames 30-130 of the sample as an image sequence: empty room, then a person walks in."""
+    folder = tmp_path_factory.mktemp("clip")
+    cap = cv2.VideoCapture(str(SAMPLE))
+    for i in range(131):
+        ok, frame = cap.read()
+        assert ok
+        if i >= 30:
+            cv2.imwrite(str(folder / f"in{i - 30:06d}.jpg"), frame)
+    return str(folder / "in%06d.jpg")
+
+
+def wait_for(check, timeout=20.0, every=0.05):
+    """Poll until check() is truthy; return its value or fail."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
+
+
+def start_daemon(redis_url, data_dir, clip, *extra, loop="false"):
+    cfg = Path(data_dir) / "pycam.yaml"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(f"camera:\n  loop: {loop}\npantilt:\n  enabled: 'off'\nheartbeat_s: 1\n")
+    env = dict(os.environ, REDIS_URL=redis_url, PYCAM_DATA_DIR=str(data_dir), PYCAM_SOURCE=clip,
+               PYCAM_CONFIG=str(cfg))
+    return subprocess.Popen([sys.executable, "app/security_system.py", *extra], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    t0 = time.monotonic()
+    out, _ = proc.communicate(timeout=10)
+    return time.monotonic() - t0, out
+
+
+def test_event_recorded_published_and_queued_for_slack(redis_url, r, tmp_path, short_clip):
+    r.set(keys.CAMERA_STATUS, "true")
+    proc = start_daemon(redis_url, tmp_path / "data", short_clip)
+    try:
+        entries = wait_for(lambda: r.xrange(keys.EVENTS), timeout=30)
+        meta = json.loads(entries[0][1]["event"])
+        data = tmp_path / "data"
+        # On disk before anyone is told: snapshot, clean frame, metadata.
+        for name in ("snapshot", "clean"):
+            img = cv2.imread(str(data / meta[name]))
+            assert img is not None and img.shape[1] == 768
+        assert json.loads((data / meta["snapshot"]).with_suffix(".json").read_text())["id"] == meta["id"]
+        assert meta["boxes"] and 0 < meta["area"] < 1
+        job = json.loads(r.xrange(keys.SLACK_OUTBOX)[0][1]["job"])
+        assert job["type"] == "alert" and job["event_id"] == meta["id"] and job["snapshot"] == meta["snapshot"]
+        assert json.loads(r.get(keys.LATEST_IMAGE))["event_id"] == meta["id"]
+        beat = json.loads(r.get(keys.heartbeat("security_system")))
+        assert beat["pid"] == proc.pid and r.ttl(keys.heartbeat("security_system")) > 0
+    finally:
+        took, out = stop(proc)
+    assert took < 2.0, out
+    assert "EVENT " + meta["id"] in out          # printed as it fires
+
+
+def test_no_slack_job_while_notifications_are_off(redis_url, r, tmp_path, short_clip):
+    r.set(keys.CAMERA_STATUS, "true")
+    r.set(keys.CAMERA_NOTIFICATIONS, "false")
+    proc = start_daemon(redis_url, tmp_path / "data", short_clip)
+    try:
+        wait_for(lambda: r.xrange(keys.EVENTS), timeout=30)
+        assert r.xlen(keys.SLACK_OUTBOX) == 0
+    finally:
+        stop(proc)
+
+
+def test_disarmed_camera_records_nothing_and_arming_takes_effect_within_a_second(
+        redis_url, r, tmp_path, short_clip):
+    r.set(keys.CAMERA_STATUS, "false")
+    proc = start_daemon(redis_url, tmp_path / "data", short_clip, loop="true")
+    try:
+        beat = lambda: json.loads(r.get(keys.heartbeat("security_system")) or "null")
+        wait_for(lambda: (beat() or {}).get("state") == "disarmed", timeout=10)
+        time.sleep(1.5)
+        assert beat()["detail"]["frames"] == 0   # the camera is not read while disarmed
+        r.set(keys.CAMERA_STATUS, "true")
+        t0 = time.monotonic()
+        wait_for(lambda: (beat() or {}).get("detail", {}).get("frames", 0) > 0, timeout=5)
+        # heartbeat_s is 1, so the first frames show within ~1 s after the flag changes
+        assert time.monotonic() - t0 < 2.5
+        r.set(keys.CAMERA_STATUS, "false")
+        wait_for(lambda: (beat() or {}).get("state") == "disarmed", timeout=3)
+    finally:
+        stop(proc)
+
+
+def test_redis_restart_mid_run_loses_no_event(tmp_path, short_clip):
+    """Redis goes away before the person walks in and comes back later: the event still arrives."""
+    import config
+    from app.camera import open_source
+    from app.security_system import CameraDaemon
+    from app import state
+    from app.utils import StopFlag
+
+    server = RedisServer(tmp_path / "redis")
+    (tmp_path / "redis").mkdir()
+    server.start()
+    try:
+        settings = config.load_settings(env={"REDIS_URL": server.url, "PYCAM_DATA_DIR": str(tmp_path / "data"),
+                                             "PYCAM_SOURCE": short_clip})
+        settings.camera.loop = False
+        client = state.connect(server.url, "test", socket_timeout=1, connect_timeout=0.5, retries=1)
+        client.set(keys.CAMERA_STATUS, "true")
+        stop_flag = StopFlag()
+        daemon = CameraDaemon(settings, client, stop_flag, open_source=open_source)
+        thread = threading.Thread(target=daemon.run)
+        thread.start()
+        wait_for(lambda: daemon.frames > 5, timeout=10)
+        server.stop()                                   # Redis dies while the room is still empty
+        events_dir = tmp_path / "data" / "events"
+        wait_for(lambda: list(events_dir.glob("*/*.json")), timeout=30)   # recorded meanwhile
+        assert daemon.pending                            # ... and waiting for Redis
+        server.start()                                   # Redis is back (empty: no persistence here)
+        check = redis.Redis.from_url(server.url, decode_responses=True)
+        entries = wait_for(lambda: check.xrange(keys.EVENTS), timeout=10)
+        event_id = json.loads(entries[0][1]["event"])["id"]
+        jobs = [json.loads(f["job"]) for _, f in check.xrange(keys.SLACK_OUTBOX)]
+        assert [j["event_id"] for j in jobs] == [event_id]
+        stop_flag.set()
+        thread.join(5)
+        assert not thread.is_alive()
+    finally:
+        server.stop()
+
+
+def test_restart_publishes_an_event_recorded_while_redis_was_down(tmp_path, redis_url, r):
+    """An event on disk that never reached Redis (crash) is published by the next start, once."""
+    import config
+    from app.events import EventStore, new_event_id
+    from app.security_system import CameraDaemon
+    from app import state
+    from app.utils import StopFlag
+
+    settings = config.load_settings(env={"REDIS_URL": redis_url, "PYCAM_DATA_DIR": str(tmp_path / "data")})
+    store = EventStore(settings.data_dir, settings.events)
+    meta = store.save({"id": new_event_id(), "time": time.time(), "area": 0.1, "boxes": [], "verified": None},
+                      b"jpg", b"jpg")
+    for _ in range(2):   # two restarts: published once
+        daemon = CameraDaemon(settings, state.connect(redis_url, "test"), StopFlag())
+        daemon.poll_control()
+        daemon.publish_pending()
+    assert [json.loads(f["event"])["id"] for _, f in r.xrange(keys.EVENTS)] == [meta["id"]]
+    assert r.xlen(keys.SLACK_OUTBOX) == 1
