@@ -311,7 +311,7 @@ class VerifierConfig(Section):
     hog_max_upscale: float = Field(2.0, ge=1, le=4, description="hog: never enlarge the region more than this.")
     hog_max_pixels: int = Field(120_000, ge=20_000, le=2_000_000, description=(
         "hog: cap on the scaled region's area (its cost on a Pi grows with it)."))
-    hog_pad: float = Field(0.2, ge=0, le=1, description="hog/onnx: context added around the motion boxes, as a fraction of their size.")
+    region_pad: float = Field(0.2, ge=0, le=1, description="hog/onnx: context added around the motion boxes, as a fraction of their size.")
     hog_edge_px: int = Field(32, ge=0, le=128, description="hog: margin (edge pixels repeated) where the region meets the frame edge.")
     hog_stride: int = Field(8, ge=8, le=32, description="hog: window stride in pixels (multiple of 8; larger is faster).")
     hog_scale: float = Field(1.05, gt=1, le=2, description="hog: image pyramid step (larger is faster, misses more).")
@@ -479,3 +479,31 @@ def load_or_exit(env: dict[str, str] | None = None) -> Settings:
         return load_settings(env)
     except ConfigError as e:
         raise SystemExit(f"pycam: {e}") from None
+
+
+def settings_table() -> str:
+    """Markdown table of every setting with its environment variable and default (for setup.md)."""
+    env_of = {path: name for name, path in ENV_NAMES.items()}
+    rows = ["| setting | environment | default | meaning |", "|---|---|---|---|"]
+
+    def walk(model: type[BaseModel], prefix: tuple[str, ...]):
+        for name, field in model.model_fields.items():
+            path = prefix + (name,)
+            ann = field.annotation
+            if isinstance(ann, type) and issubclass(ann, Section):
+                walk(ann, path)
+                continue
+            default = field.get_default(call_default_factory=True)
+            if isinstance(default, Path):
+                default = str(default).replace(str(ROOT), ".")
+            shown = "" if default is None else f"`{default}`".replace(str(ROOT), ".")
+            desc = (field.description or "").replace("|", "\\|")
+            rows.append(f"| `{'.'.join(path)}` | {('`' + env_of[path] + '`') if path in env_of else ''} "
+                        f"| {shown} | {desc} |")
+
+    walk(Settings, ())
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_table())
