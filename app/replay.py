@@ -3,8 +3,10 @@ with no Redis and no Slack. Used to tune the detector and by the benchmarks.
 
 One JSON line per alert: trigger_frame (0-based, decode order), start_frame, end_frame,
 trigger_time, peak_area (fraction of the frame), area, boxes (input pixels) and, when a verifier
-is configured, its verdict. Alerts the verifier refuses are not written: the output is what the
-owner would have been sent.
+is configured, its verdict. The verifier runs exactly as live: on the trigger frame, then, while
+a refused event keeps moving, on a newer frame every 0.5 s for up to 10 s; an alert that passes
+late carries the frame it passed on as trigger_frame. Alerts the verifier refuses are not written:
+the output is what the owner would have been sent.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import cv2
 
 import config
 from app.camera import EndOfStream, open_source
-from app.pipeline import Pipeline
+from app.pipeline import Pipeline, Recheck
 
 
 def run_replay(settings: config.Settings, events_out: str, frames_out: str | None = None,
@@ -26,6 +28,7 @@ def run_replay(settings: config.Settings, events_out: str, frames_out: str | Non
     pipeline = Pipeline(settings)
     alerts: list[dict] = []
     open_alert: dict | None = None
+    recheck: Recheck | None = None
     frames_file = open(frames_out, "w", newline="") if frames_out else None
     writer = csv.writer(frames_file) if frames_file else None
     if writer:
@@ -59,16 +62,25 @@ def run_replay(settings: config.Settings, events_out: str, frames_out: str | Non
                 alert = {"trigger_frame": ev.alert_frame, "start_frame": ev.start_frame,
                          "end_frame": ev.end_frame, "trigger_time": round(ev.alert_time, 3),
                          "peak_area": round(ev.peak_area, 5), "area": round(ev.area, 5), "boxes": boxes}
-                if verifier is not None:
-                    verdict = verifier.verify([image], boxes)
-                    alert["verified"] = bool(verdict.passed)
-                    alert["verifier"] = {"stage": verdict.stage, "score": round(float(verdict.score), 3),
-                                         "reason": verdict.reason}
                 alerts.append(alert)
                 open_alert = alert
+                recheck = None
+                if verifier is not None:
+                    _judge(alert, verifier.verify([image], boxes))
+                    recheck = None if alert["verified"] else Recheck(frame.time)
             elif open_alert is not None and result.motion:
                 open_alert["end_frame"] = frame.index
                 open_alert["peak_area"] = max(open_alert["peak_area"], round(result.area, 5))
+                if recheck is not None and recheck.due(frame.time, True):
+                    recheck.checked(frame.time)
+                    image = frame.snapshot()
+                    boxes = pipeline.scale_boxes(result.boxes, image.shape[1])
+                    if _judge(open_alert, verifier.verify([image], boxes)):
+                        open_alert.update(trigger_frame=frame.index, trigger_time=round(frame.time, 3),
+                                          boxes=boxes, area=round(result.area, 5))
+                        recheck = None
+            if open_alert is None or (recheck is not None and recheck.expired(frame.time)):
+                recheck = None
     finally:
         source.close()
         if frames_file:
@@ -78,3 +90,11 @@ def run_replay(settings: config.Settings, events_out: str, frames_out: str | Non
         for alert in sent:
             f.write(json.dumps(alert) + "\n")
     return sent
+
+
+def _judge(alert: dict, verdict) -> bool:
+    """Record a verifier's verdict on an alert; True when it passed."""
+    alert["verified"] = bool(verdict.passed)
+    alert["verifier"] = {"stage": verdict.stage, "score": round(float(verdict.score), 3),
+                         "reason": verdict.reason}
+    return alert["verified"]

@@ -21,7 +21,7 @@ import argparse
 import json
 import logging
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 
@@ -29,7 +29,7 @@ import config
 from app import keys, outbox, state
 from app.camera import EndOfStream, SourceError, open_source
 from app.events import EventStore, annotate, new_event_id
-from app.pipeline import Pipeline
+from app.pipeline import Pipeline, Recheck
 from app.replay import run_replay
 from app.utils import StopFlag, setup_logging
 
@@ -60,7 +60,8 @@ class CameraDaemon:
         self.training = False
         self.redis_ok = False
         self.redis_retry_at = 0.0
-        self.pending: list[tuple[dict, Future | None]] = []  # recorded, not yet published
+        self.pending: list[dict] = []                         # recorded, not yet published
+        self.verifying: dict | None = None                    # the event waiting for its verdict
         self.current: dict | None = None                      # metadata of the alerted, ongoing event
         self.reopen_delay = 1.0
         self.reopen_at = 0.0
@@ -224,6 +225,8 @@ class CameraDaemon:
             self._record(frame, step.alert)
         elif self.current is not None:
             self.current["peak_area"] = max(self.current["peak_area"], round(result.area, 5))
+        if self.verifying is not None:
+            self._advance_verification(frame.time, frame, result)
 
     # ---------- events ----------
     def _record(self, frame, ev) -> None:
@@ -246,8 +249,52 @@ class CameraDaemon:
         self.events += 1
         self.current = meta
         log.info("EVENT %s area %.3f boxes %s -> %s", event_id, ev.area, boxes, meta["snapshot"])
-        future = self.pool.submit(self.verifier.verify, [image], boxes) if self.pool else None
-        self.pending.append((meta, future))
+        if self.pool is None:
+            self.pending.append(meta)
+            self.publish_pending()
+            return
+        if self.verifying is not None:   # the previous event's verdict is still out: notify it
+            self._finish_verification(None, None)
+        self.verifying = {"meta": meta, "recheck": Recheck(frame.time), "candidate": None,
+                          "future": self.pool.submit(self.verifier.verify, [image], boxes)}
+
+    def _advance_verification(self, now: float, frame=None, result=None) -> None:
+        """Off the frame loop, the verifier judges the event; refused, it looks again at newer
+        frames while the event goes on (a person entering close shows only a head at first)."""
+        v = self.verifying
+        if not v["future"].done():
+            return
+        verdict = v["future"].result()
+        if verdict.passed:
+            self._finish_verification(True, verdict)
+        elif frame is not None and v["meta"] is self.current and v["recheck"].due(now, result.motion):
+            v["recheck"].checked(frame.time)
+            image = frame.snapshot()
+            boxes = self.pipeline.scale_boxes(result.boxes, image.shape[1])
+            v["candidate"] = (image, boxes)
+            v["future"] = self.pool.submit(self.verifier.verify, [image], boxes)
+        elif v["meta"] is not self.current or v["recheck"].expired(now):
+            self._finish_verification(False, verdict)
+
+    def _finish_verification(self, passed: bool | None, verdict) -> None:
+        """Record the verdict; a pass on a later frame makes that frame the event's snapshot."""
+        v, self.verifying = self.verifying, None
+        meta = v["meta"]
+        meta["verified"] = passed
+        if verdict is not None:
+            meta["verifier"] = {"stage": verdict.stage, "score": round(float(verdict.score), 3),
+                                "reason": verdict.reason}
+        if passed and v["candidate"] is not None:
+            image, boxes = v["candidate"]
+            label = time.strftime("%Y-%m-%d %H:%M:%S")
+            quality = [cv2.IMWRITE_JPEG_QUALITY, self.s.events.jpeg_quality]
+            meta["boxes"] = boxes
+            meta.update(self.store.save(
+                meta, cv2.imencode(".jpg", annotate(image, boxes, label), quality)[1].tobytes(),
+                cv2.imencode(".jpg", image, quality)[1].tobytes()))
+        if passed is False:
+            log.info("Event %s not notified: %s", meta["id"], verdict.reason)
+        self.pending.append(meta)
         self.publish_pending()
 
     def _end_event(self, ev=None) -> None:
@@ -263,15 +310,7 @@ class CameraDaemon:
     def publish_pending(self) -> None:
         """Publish recorded events in order: events stream, latest image, Slack job, in one transaction."""
         while self.pending:
-            meta, future = self.pending[0]
-            if future is not None:
-                if not future.done():
-                    return
-                verdict = future.result()
-                meta["verified"] = bool(verdict.passed)
-                meta["verifier"] = {"stage": verdict.stage, "score": round(float(verdict.score), 3),
-                                    "reason": verdict.reason}
-                self.pending[0] = (meta, None)
+            meta = self.pending[0]
             if self._redis(self._publish, meta) is None:
                 return
             self.pending.pop(0)
@@ -300,11 +339,11 @@ class CameraDaemon:
 
     def _recover_unpublished(self) -> None:
         """After a restart: publish events that reached the disk but not Redis."""
-        known = {m["id"] for m, _ in self.pending}
+        known = {m["id"] for m in self.pending}
         for meta in self.store.recent():
             if meta["id"] not in known and not self.r.exists(keys.event_published(meta["id"])):
                 log.info("Publishing event %s recorded before a restart", meta["id"])
-                self.pending.append((meta, None))
+                self.pending.append(meta)
 
     # ---------- the loop ----------
     def run(self) -> None:
@@ -326,6 +365,8 @@ class CameraDaemon:
                     deleted = self.store.enforce_retention()
                     if deleted:
                         log.info("Retention deleted %d old events", deleted)
+                if self.verifying is not None and self.source is None:
+                    self._advance_verification(time.time())   # the event ended with the source
                 if not self.armed or (self.source is None and not self._open()):
                     self.stop.wait(0.1)
                     continue
@@ -333,6 +374,8 @@ class CameraDaemon:
         finally:
             self._end_event()
             self._close_source()
+            # An event still being verified stays on disk unpublished (verified: null); the next
+            # start publishes and notifies it, erring on the side of telling the owner.
             if self.pending:
                 self.publish_pending()
             if self.pool:

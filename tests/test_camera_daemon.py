@@ -171,3 +171,39 @@ def test_restart_publishes_an_event_recorded_while_redis_was_down(tmp_path, redi
         daemon.publish_pending()
     assert [json.loads(f["event"])["id"] for _, f in r.xrange(keys.EVENTS)] == [meta["id"]]
     assert r.xlen(keys.SLACK_OUTBOX) == 1
+
+
+def test_verifier_refusal_records_the_event_but_does_not_notify(redis_url, r, tmp_path, short_clip):
+    """An event the verifier refuses is on disk and in the stream (verified false), counted, not sent."""
+    import config
+    from app.camera import open_source
+    from app.security_system import CameraDaemon
+    from app.verifier import Verdict
+    from app import state
+    from app.utils import StopFlag
+
+    class Refuse:
+        calls = 0
+
+        def verify(self, frames, boxes):
+            Refuse.calls += 1
+            return Verdict(False, 0.1, "no person", "test", 0.0)
+
+    settings = config.load_settings(env={"REDIS_URL": redis_url, "PYCAM_DATA_DIR": str(tmp_path / "data"),
+                                         "PYCAM_SOURCE": short_clip})
+    settings.camera.loop = False
+    r.set(keys.CAMERA_STATUS, "true")
+    stop_flag = StopFlag()
+    daemon = CameraDaemon(settings, state.connect(redis_url, "test"), stop_flag, open_source=open_source,
+                          verifier=Refuse())
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    try:
+        entries = wait_for(lambda: r.xrange(keys.EVENTS), timeout=30)
+    finally:
+        stop_flag.set()
+        thread.join(5)
+    meta = json.loads(entries[0][1]["event"])
+    assert meta["verified"] is False and meta["notified"] is False
+    assert r.xlen(keys.SLACK_OUTBOX) == 0 and r.get(keys.UNVERIFIED_COUNT) == "1"
+    assert Refuse.calls >= 2          # looked again at newer frames before giving up
