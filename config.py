@@ -52,7 +52,7 @@ class MotionConfig(Section):
         "Per-pixel threshold also grows with that pixel's own recent variability times this factor, "
         "so swaying trees and flicker do not count; 0 disables."))
     dilate: int = Field(2, ge=0, le=10, description="Dilation iterations that join the parts of one moving object.")
-    min_area: float = Field(0.002, gt=0, le=1, description="Smallest moving blob that counts, as a fraction of the frame.")
+    min_area: float = Field(0.001, gt=0, le=1, description="Smallest moving blob that counts, as a fraction of the frame.")
     max_area: float = Field(0.6, gt=0, le=1, description=(
         "A change covering more than this fraction of the frame is a global lighting change, not motion."))
     lighting_ratio: float = Field(0.5, ge=0, le=1, description=(
