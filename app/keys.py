@@ -21,6 +21,7 @@ FLAG_DEFAULTS = {
 HOME = "home"                                  # JSON list of names home now
 PRESENCE_LAST_SEEN = "presence:last_seen"      # hash: person name -> epoch seconds last seen
 MANUAL_OVERRIDE = "presence:manual"            # JSON {state, home, time}: a manual /pycam_on|off holds until `home` changes
+PRESENCE_STATUS = "presence:status"            # JSON {time, home, no_data, providers: {name: {ok, error, seen, ms}}}: last poll, for /pycam_status
 
 # Pan-Tilt HAT.
 PANTILT = "pantilt"                            # JSON {pan, tilt}: the target, written by /rotate
@@ -35,6 +36,7 @@ UNVERIFIED_COUNT = "events:unverified"         # integer: events recorded but no
 SLACK_OUTBOX = "slack:outbox"                  # stream: field "job" = JSON job for the notifier
 SLACK_OUTBOX_GROUP = "notifier"                # consumer group reading SLACK_OUTBOX
 SLACK_DELIVERED_PREFIX = "slack:delivered:"    # + job id: set once Slack accepted the job (idempotency)
+SLACK_UPLOADED_PREFIX = "slack:uploaded:"      # + job id: the job's image upload finished (JSON {file_id})
 
 # S3.
 S3_STATUS = "s3:status"                        # JSON {ok, error, pending, uploaded, time}
@@ -51,6 +53,11 @@ def heartbeat(process: str) -> str:
 def delivered(job_id: str) -> str:
     """Key marking a Slack job as accepted by Slack, so a restart never sends it twice."""
     return SLACK_DELIVERED_PREFIX + job_id
+
+
+def uploaded(job_id: str) -> str:
+    """Key marking that a job's image upload finished, so a restart before its message never uploads twice."""
+    return SLACK_UPLOADED_PREFIX + job_id
 
 
 def event_published(event_id: str) -> str:
