@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test venv bench evaluate clean
+.PHONY: run test venv bench evaluate clean start stop status
 
 # The virtualenv sees the system's packages only when picamera2 is there (a Pi): its libcamera
 # bindings come from apt and cannot be pip-installed.
@@ -19,6 +19,16 @@ venv: $(VENV)/.installed
 ## The demo: a local Redis, the camera daemon armed on the bundled sample clip, events printed.
 run: venv
 	@REDIS_URL="$$(scripts/start_redis.sh)" $(PY) app/security_system.py --arm
+
+## Every process under nohup (README, Usage); systemd is deploy/install_systemd.sh.
+start: venv
+	@scripts/pycam start
+
+stop:
+	@scripts/pycam stop
+
+status:
+	@scripts/pycam status
 
 ## The whole test suite (installs redis-server first when it is missing).
 test: venv

@@ -11,8 +11,9 @@ allowed. Every setting is documented in setup.md.
 from __future__ import annotations
 
 import os
+from ipaddress import IPv4Address
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -113,8 +114,6 @@ class SlackConfig(Section):
 
 
 # --- presence (issue 4): people, and the providers that see their devices -------------------------
-from ipaddress import IPv4Address  # noqa: E402  (imported here, beside the section that uses them)
-from typing import Annotated, Union  # noqa: E402
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 _SECRET_KEY = r"(?i)(pass(word|wd|phrase)?|secret|token|api_?key|cookie|credentials?)$"
