@@ -68,3 +68,11 @@ def test_daemon_exits_with_the_error_message(tmp_path):
     with pytest.raises(SystemExit) as e:
         config.load_or_exit(env={"REDIS_URL": "http://localhost"})
     assert "redis_url" in str(e.value)
+
+
+def test_every_setting_is_documented_in_setup_md():
+    from config import ROOT, settings_table
+    doc = (ROOT / "setup.md").read_text()
+    keys = [line.split("`")[1] for line in settings_table().splitlines()[2:]]
+    missing = [k for k in keys if f"`{k}`" not in doc]
+    assert not missing, f"run `python3 config.py` and paste the table into setup.md: {missing}"
