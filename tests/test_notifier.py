@@ -1,0 +1,281 @@
+"""The notifier against real Redis and the real slack_sdk WebClient talking to a fake Slack on loopback."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+import pytest
+
+from app import keys, outbox, state
+from app.notifier import Notifier, data_path, response_url_allowed
+from config import load_settings
+from tests.conftest import ROOT
+from tests.slack_fakes import CHANNEL, TOKEN, FakeSlack, alert_job, make_event
+
+
+@pytest.fixture
+def fake():
+    server = FakeSlack().start()
+    yield server
+    server.close()
+
+
+def env_for(tmp_path, redis_url, fake, **extra) -> dict:
+    env = {"REDIS_URL": redis_url, "PYCAM_DATA_DIR": str(tmp_path / "data"), "SLACK_BOT_TOKEN": TOKEN,
+           "SLACK_CHANNEL_ID": CHANNEL, "SLACK_API_URL": fake.api_url, "PYCAM_CAMERA_NAME": "frontdoor"}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def settings(tmp_path, redis_url, fake):
+    return load_settings(env=env_for(tmp_path, redis_url, fake), config_path=None)
+
+
+@contextmanager
+def running(settings, r, **kw):
+    """A notifier delivering in a thread, with short test intervals; stopped on exit."""
+    stop = threading.Event()
+    kw = {"backoff_base": 0.05, "backoff_max": 0.2, "block_ms": 100, "http_timeout": 1, **kw}
+    notifier = Notifier(settings, r, stop=stop, **kw)
+    thread = threading.Thread(target=notifier.run, daemon=True)
+    thread.start()
+    try:
+        yield notifier
+    finally:
+        stop.set()
+        thread.join(5)
+        assert not thread.is_alive()
+
+
+def message_event_ids(calls) -> list[str]:
+    """The event each accepted chat.postMessage was about (enqueue_alerts gives each a distinct area)."""
+    return [next((eid for area, eid in _by_area.items() if area in c.params["text"]), c.params["text"])
+            for c in calls]
+
+
+_by_area: dict[str, str] = {}
+
+
+def enqueue_alerts(settings, r, n, training=False, t0=None) -> list[str]:
+    """n events on disk with their alert jobs queued; returns the event ids in queue order."""
+    ids = []
+    _by_area.clear()
+    for i in range(n):
+        meta = make_event(settings.data_dir, t=(t0 or time.time()) + i, area=0.01 * (i + 1))
+        outbox.enqueue(r, alert_job(meta, training=training))
+        ids.append(meta["id"])
+        _by_area[f", {i + 1:.1f}% of the frame"] = meta["id"]
+    return ids
+
+
+def pending(r) -> int:
+    return r.xpending(keys.SLACK_OUTBOX, keys.SLACK_OUTBOX_GROUP)["pending"]
+
+
+# ------------------------------------------------------------------ alerts
+
+def test_an_alert_in_training_mode_uploads_the_snapshot_then_posts_buttons(settings, r, fake):
+    meta = make_event(settings.data_dir)
+    outbox.enqueue(r, alert_job(meta, training=True))
+    with running(settings, r):
+        assert fake.wait_for(lambda: fake.accepted("chat.postMessage"))
+    [upload] = fake.accepted("upload")
+    assert upload.body == (settings.data_dir / meta["snapshot"]).read_bytes()
+    [complete] = fake.accepted("files.completeUploadExternal")
+    assert complete.params["channel_id"] == CHANNEL
+    [message] = fake.accepted("chat.postMessage")
+    assert message.params["channel"] == CHANNEL
+    assert message.params["text"].startswith("Motion on frontdoor at ") and "5.0% of the frame" in message.params["text"]
+    assert complete.time <= message.time  # the picture comes first
+    [actions] = [b for b in message.params["blocks"] if b["type"] == "actions"]
+    assert [(e["action_id"], e["value"]) for e in actions["elements"]] == [
+        ("label_occupied", meta["id"]), ("label_unoccupied", meta["id"])]
+    assert r.exists(keys.delivered(f"alert:{meta['id']}"))
+    assert pending(r) == 0
+
+
+def test_an_alert_outside_training_mode_has_no_buttons(settings, r, fake):
+    enqueue_alerts(settings, r, 1, training=False)
+    with running(settings, r):
+        assert fake.wait_for(lambda: fake.accepted("chat.postMessage"))
+    [message] = fake.accepted("chat.postMessage")
+    assert not [b for b in message.params["blocks"] if b["type"] == "actions"]
+
+
+def test_an_alert_whose_snapshot_was_deleted_still_posts_its_text(settings, r, fake):
+    meta = make_event(settings.data_dir)
+    (settings.data_dir / meta["snapshot"]).unlink()
+    outbox.enqueue(r, alert_job(meta))
+    with running(settings, r):
+        assert fake.wait_for(lambda: fake.accepted("chat.postMessage"))
+    assert fake.attempts("files.getUploadURLExternal") == []
+    assert "no longer stored" in json.dumps(fake.accepted("chat.postMessage")[0].params["blocks"])
+
+
+def test_429_retry_after_is_honoured(settings, r, fake):
+    fake.fail_next("chat.postMessage", "429:1")
+    enqueue_alerts(settings, r, 1)
+    with running(settings, r):
+        assert fake.wait_for(lambda: fake.accepted("chat.postMessage"), timeout=10)
+    first, second = fake.attempts("chat.postMessage")
+    assert first.status == 429 and second.ok
+    assert second.time - first.time >= 1.0  # waited as long as Slack asked, not the 0.05 s backoff
+    assert len(fake.accepted("files.completeUploadExternal")) == 1  # the upload was not repeated
+
+
+@pytest.mark.parametrize("mode", ["500", "hang"])
+def test_alerts_pile_up_during_an_outage_then_all_arrive_once_in_order(settings, r, fake, mode):
+    fake.outage(mode)
+    with running(settings, r) as notifier:
+        ids = enqueue_alerts(settings, r, 5)
+        assert fake.wait_for(lambda: len(fake.attempts("files.getUploadURLExternal")) >= 2, timeout=10)
+        assert fake.accepted("chat.postMessage") == []
+        assert state.get_json(r, keys.heartbeat("notifier"))["state"] == "retrying"
+        fake.outage(None)
+        assert fake.wait_for(lambda: len(fake.accepted("chat.postMessage")) == 5, timeout=20)
+        time.sleep(0.3)  # nothing more arrives
+        assert notifier.sent == 5
+    messages = fake.accepted("chat.postMessage")
+    assert message_event_ids(messages) == ids  # once each, in order
+    assert len(fake.accepted("files.completeUploadExternal")) == 5
+    assert pending(r) == 0
+
+
+def test_the_same_job_queued_twice_is_sent_once(settings, r, fake):
+    meta = make_event(settings.data_dir)
+    outbox.enqueue(r, alert_job(meta))
+    outbox.enqueue(r, alert_job(meta))  # e.g. the camera daemon re-queued it after its own restart
+    outbox.enqueue(r, outbox.make_job("message", text="after"))
+    with running(settings, r):
+        assert fake.wait_for(lambda: len(fake.accepted("chat.postMessage")) == 2)
+        time.sleep(0.2)
+    assert [c.params["text"].split(" at ")[0] for c in fake.accepted("chat.postMessage")] == ["Motion on frontdoor", "after"]
+    assert len(fake.accepted("files.completeUploadExternal")) == 1
+    assert pending(r) == 0
+
+
+def test_slack_refusing_the_token_keeps_the_alert_until_it_is_fixed(tmp_path, redis_url, settings, r, fake):
+    bad = load_settings(env=env_for(tmp_path, redis_url, fake, SLACK_BOT_TOKEN="xoxb-revoked"), config_path=None)
+    ids = enqueue_alerts(settings, r, 1)
+    with running(bad, r, permanent_retry_s=0.2):
+        assert fake.wait_for(lambda: len(fake.attempts("files.getUploadURLExternal")) >= 2)
+        beat = state.get_json(r, keys.heartbeat("notifier"))
+        assert beat["state"] == "error" and "invalid_auth" in beat["detail"]
+    assert pending(r) == 1  # not dropped
+    with running(settings, r):  # the owner fixed the token and restarted the notifier
+        assert fake.wait_for(lambda: fake.accepted("chat.postMessage"))
+    assert message_event_ids(fake.accepted("chat.postMessage")) == ids
+
+
+def test_malformed_jobs_and_foreign_response_urls_are_dropped_and_the_queue_moves_on(settings, r, fake):
+    r.xadd(keys.SLACK_OUTBOX, {"job": "{not json"})
+    r.xadd(keys.SLACK_OUTBOX, {"job": json.dumps({"id": "x", "type": "shell", "cmd": "rm -rf /"})})
+    outbox.enqueue(r, outbox.make_job("response", response_url="http://169.254.169.254/latest/meta-data", text="x"))
+    outbox.enqueue(r, outbox.make_job("response", response_url="https://hooks.slack.com.evil.net/x", text="x"))
+    outbox.enqueue(r, outbox.make_job("alert", event_id="../../etc/passwd", snapshot="/etc/passwd"))
+    outbox.enqueue(r, outbox.make_job("message", text="still here"))
+    with running(settings, r):
+        assert fake.wait_for(lambda: fake.accepted("chat.postMessage"))
+    assert [c.method for c in fake.calls] == ["chat.postMessage"]
+    assert pending(r) == 0
+
+
+def test_response_and_image_response_jobs(settings, r, fake):
+    meta = make_event(settings.data_dir)
+    outbox.enqueue(r, outbox.make_job("response", response_url=fake.response_url("a"), text="hi",
+                                      replace_original=True, blocks=[{"type": "divider"}]))
+    outbox.enqueue(r, outbox.make_job("image_response", response_url=fake.response_url("b"),
+                                      snapshot=meta["snapshot"], text="Latest snapshot posted"))
+    with running(settings, r):
+        assert fake.wait_for(lambda: len(fake.accepted("response")) == 2)
+    a, b = fake.accepted("response")
+    assert a.path == "/response/a" and a.params == {"text": "hi", "replace_original": True,
+                                                   "blocks": [{"type": "divider"}]}
+    assert b.path == "/response/b" and b.params["text"] == "Latest snapshot posted"
+    assert fake.accepted("upload")[0].body == (settings.data_dir / meta["snapshot"]).read_bytes()
+
+
+def test_the_notifier_rides_out_a_redis_restart(settings, r, fake, redis_server):
+    with running(settings, r):
+        enqueue_alerts(settings, r, 1)
+        assert fake.wait_for(lambda: len(fake.accepted("chat.postMessage")) == 1)
+        redis_server.stop()
+        time.sleep(0.5)
+        redis_server.start()  # empty: no persistence in tests, so the group is gone too
+        ids = enqueue_alerts(settings, r, 1)
+        assert fake.wait_for(lambda: len(fake.accepted("chat.postMessage")) == 2, timeout=20)
+    assert message_event_ids(fake.accepted("chat.postMessage")[1:]) == ids
+
+
+# ------------------------------------------------------------------ the real process
+
+def start_notifier(tmp_path, redis_url, fake) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PYCAM_"))}
+    env.update(env_for(tmp_path, redis_url, fake))
+    # Its log also goes to <data dir>/logs/notifier.log; a pipe nobody reads could fill and block it.
+    return subprocess.Popen([sys.executable, "app/notifier.py"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_within_2s(proc: subprocess.Popen) -> None:
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(5)
+    assert time.monotonic() - t0 < 2.5
+    assert proc.returncode == 0
+
+
+def test_a_restart_mid_delivery_sends_nothing_twice(tmp_path, redis_url, settings, r, fake):
+    fake.plan["chat.postMessage"] = ["500"] * 1000  # the picture goes up, the message keeps failing
+    ids = enqueue_alerts(settings, r, 2, training=True)
+    first = start_notifier(tmp_path, redis_url, fake)
+    try:
+        assert fake.wait_for(lambda: len(fake.attempts("chat.postMessage")) >= 2, timeout=15)
+        assert len(fake.accepted("files.completeUploadExternal")) == 1
+    finally:
+        stop_within_2s(first)
+    fake.plan["chat.postMessage"].clear()  # Slack recovers while the notifier is down
+    second = start_notifier(tmp_path, redis_url, fake)
+    try:
+        assert fake.wait_for(lambda: len(fake.accepted("chat.postMessage")) == 2, timeout=20)
+        time.sleep(0.3)
+    finally:
+        stop_within_2s(second)
+    assert message_event_ids(fake.accepted("chat.postMessage")) == ids
+    assert len(fake.accepted("files.completeUploadExternal")) == 2  # one per alert, none repeated
+    assert pending(r) == 0
+
+
+def test_sigterm_stops_the_notifier_within_2s_while_slack_hangs(tmp_path, redis_url, settings, r, fake):
+    fake.outage("hang")
+    enqueue_alerts(settings, r, 1)
+    proc = start_notifier(tmp_path, redis_url, fake)
+    try:
+        assert fake.wait_for(lambda: fake.attempts("files.getUploadURLExternal"), timeout=15)
+    finally:
+        stop_within_2s(proc)
+    assert pending(r) == 1  # still queued for the next start
+
+
+# ------------------------------------------------------------------ guards
+
+def test_response_urls_are_limited_to_slack_or_the_local_fake():
+    assert response_url_allowed("https://hooks.slack.com/commands/T1/2/abc", "https://slack.com/api/")
+    for url in ["http://hooks.slack.com/x", "https://hooks.slack.com:8443/x", "https://evil@hooks.slack.com/x",
+                "https://hooks.slack.com.evil.net/x", "http://127.0.0.1:8000/response/1", "file:///etc/passwd", None]:
+        assert not response_url_allowed(url, "https://slack.com/api/"), url
+    assert response_url_allowed("http://127.0.0.1:5555/response/1", "http://127.0.0.1:5555/api/")
+    assert not response_url_allowed("http://127.0.0.1:6379/", "http://127.0.0.1:5555/api/")
+
+
+def test_snapshot_paths_stay_inside_the_data_dir(tmp_path):
+    assert data_path(tmp_path, "events/2026-11-24/x.jpg") == (tmp_path / "events/2026-11-24/x.jpg").resolve()
+    for bad in ["/etc/passwd", "../outside.jpg", "events/../../x", "", None]:
+        assert data_path(tmp_path, bad) is None
