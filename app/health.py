@@ -1,0 +1,76 @@
+"""Which pycam processes are alive, from a shell: the heartbeats /pycam_status and /healthz judge.
+
+Every daemon writes `heartbeat:<name>` every `heartbeat_s` with a TTL of `heartbeat_ttl_s`; a beat
+that is missing or older than the TTL is stale (app.commands.is_stale, shared with the Slack app).
+
+    python3 app/health.py            # one line per process; exit 0 all fresh, 1 some stale, 3 no Redis
+    python3 app/health.py --wait 20  # first wait up to 20 s for every expected beat to be fresh
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app import commands, keys, state  # noqa: E402
+
+
+def process_health(r, settings, now: float | None = None) -> dict[str, dict]:
+    """{name: {ok, age, state}} for each expected process and each other one that beats."""
+    now = time.time() if now is None else now
+    beats = state.read_heartbeats(r)
+    expected = commands.expected_processes(settings)
+    report = {}
+    for name in keys.PROCESSES:
+        beat = beats.get(name)
+        if beat is None and name not in expected:
+            continue  # not configured here, and not running
+        stale = commands.is_stale(beat, settings.heartbeat_ttl_s, now)
+        age = now - beat["time"] if not stale else None
+        report[name] = {"ok": not stale, "age": age,
+                        "state": "missing" if stale else str(beat.get("state"))}
+    return report
+
+
+def stale_processes(r, settings, now: float | None = None) -> list[str]:
+    """Names of the expected processes whose heartbeat is missing or older than the TTL."""
+    return [name for name, h in process_health(r, settings, now).items() if not h["ok"]]
+
+
+def format_report(report: dict[str, dict]) -> str:
+    """One aligned line per process."""
+    return "\n".join(
+        f"{'ok   ' if h['ok'] else 'STALE'} {name:<16} {h['state']:<10} "
+        + (f"beat {h['age']:.0f} s ago" if h["ok"] else "no fresh heartbeat")
+        for name, h in report.items())
+
+
+def main(argv: list[str] | None = None) -> int:
+    import config
+    parser = argparse.ArgumentParser(description="Report each pycam process's heartbeat.")
+    parser.add_argument("--wait", type=float, default=0, metavar="S",
+                        help="wait up to S seconds for every expected heartbeat to be fresh")
+    args = parser.parse_args(argv)
+    settings = config.load_or_exit()
+    r = state.connect(settings.redis_url, "health", socket_timeout=3)
+    deadline = time.monotonic() + args.wait
+    while True:
+        try:
+            report = process_health(r, settings)
+        except state.REDIS_DOWN as e:
+            print(f"pycam: Redis does not answer at {settings.redis_url.split('@')[-1]} ({type(e).__name__})")
+            return 3
+        healthy = all(h["ok"] for h in report.values())
+        if healthy or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    print(format_report(report))
+    return 0 if healthy else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
