@@ -398,9 +398,11 @@ LIST_FROM_CSV = {("slack", "allowed_users")}
 def read_dotenv(path: Path) -> dict[str, str]:
     """Parse a simple KEY=VALUE .env file (comments, blank lines and optional quotes allowed)."""
     values: dict[str, str] = {}
-    if not path.is_file():
+    try:
+        text = path.read_text()
+    except OSError:  # absent, or not readable by this user (e.g. a service account)
         return values
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue

@@ -248,7 +248,10 @@ class CameraDaemon:
         meta = self.store.save(meta, snap, clean)
         self.events += 1
         self.current = meta
-        log.info("EVENT %s area %.3f boxes %s -> %s", event_id, ev.area, boxes, meta["snapshot"])
+        log.info("Event %s area %.3f boxes %s -> %s", event_id, ev.area, boxes, meta["snapshot"])
+        # One line per event on stdout, whatever the logging: what `make run` shows as it fires.
+        print(f"EVENT {event_id} at {meta['time_iso']} area {ev.area:.3f} snapshot {meta['snapshot']}",
+              flush=True)
         if self.pool is None:
             self.pending.append(meta)
             self.publish_pending()

@@ -56,8 +56,14 @@ def is_temp_file(path: Path) -> bool:
 
 
 def setup_logging(process: str, level: str = "INFO", logs_dir: Path | None = None) -> None:
-    """Log to stderr, and to logs_dir/<process>.log (rotated at 5 MB, 3 kept) when given."""
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    """Log to logs_dir/<process>.log (rotated at 5 MB, 3 kept) when given, and to stderr.
+
+    Under nohup or systemd (stderr not a terminal) the rotated file is the only copy, so an
+    unrotated nohup .out file never grows with the same lines.
+    """
+    handlers: list[logging.Handler] = []
+    if logs_dir is None or sys.stderr.isatty():
+        handlers.append(logging.StreamHandler(sys.stderr))
     if logs_dir is not None:
         try:
             logs_dir.mkdir(parents=True, exist_ok=True)
@@ -65,6 +71,7 @@ def setup_logging(process: str, level: str = "INFO", logs_dir: Path | None = Non
                 logs_dir / f"{process}.log", maxBytes=5_000_000, backupCount=3))
         except OSError as e:
             print(f"pycam: cannot write logs to {logs_dir}: {e}", file=sys.stderr)
+            handlers.append(logging.StreamHandler(sys.stderr))
     logging.basicConfig(level=level, handlers=handlers, force=True,
                         format=f"%(asctime)s {process}[%(process)d] %(levelname)s %(name)s: %(message)s")
     # Library chatter at INFO would drown our own lines (and may echo URLs).
