@@ -56,13 +56,13 @@ def is_temp_file(path: Path) -> bool:
 
 
 def setup_logging(process: str, level: str = "INFO", logs_dir: Path | None = None) -> None:
-    """Log to logs_dir/<process>.log (rotated at 5 MB, 3 kept) when given, and to stderr.
+    """Log to stderr, and to logs_dir/<process>.log (rotated at 5 MB, 3 kept) when given.
 
-    Under nohup or systemd (stderr not a terminal) the rotated file is the only copy, so an
-    unrotated nohup .out file never grows with the same lines.
+    PYCAM_LOG_STDERR=0 (set by scripts/pycam under nohup) leaves the rotated file the only copy,
+    so the unrotated nohup .out file never grows with the same lines.
     """
     handlers: list[logging.Handler] = []
-    if logs_dir is None or sys.stderr.isatty():
+    if logs_dir is None or os.environ.get("PYCAM_LOG_STDERR", "1") != "0":
         handlers.append(logging.StreamHandler(sys.stderr))
     if logs_dir is not None:
         try:
