@@ -372,27 +372,11 @@ def main() -> None:
     notifier = Notifier(settings, r, stop=stop)
     if not notifier.has_token or not settings.slack.channel_id:
         log.error("SLACK_BOT_TOKEN and SLACK_CHANNEL_ID must be set; jobs stay queued until they are")
-    # Slack calls block in the worker thread; the main thread only watches the stop flag, so
-    # SIGTERM ends the process within 2 s even while a request hangs. An interrupted job is not
-    # acked, so it is delivered after the restart.
-    crashed = threading.Event()
-
-    def work() -> None:
-        try:
-            notifier.run()
-        except Exception:
-            log.exception("Notifier crashed")
-            crashed.set()
-
-    worker = threading.Thread(target=work, name="deliver", daemon=True)
-    worker.start()
     log.info("Notifier started (channel %s, API %s)", settings.slack.channel_id, settings.slack.api_url)
-    while worker.is_alive() and not stop.wait(0.5):
-        pass
-    stop.set()
-    worker.join(1.5)
-    if crashed.is_set():
-        sys.exit(1)  # let systemd restart it; the job in hand is still pending
+    # Slack calls block in a worker thread, so SIGTERM ends the process within 2 s even while a
+    # request hangs; the job in hand is not acked and is delivered after the restart.
+    if not utils.run_in_worker(notifier.run, stop, "notifier"):
+        sys.exit(1)
     log.info("Notifier stopped")
 
 

@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -447,27 +446,8 @@ def main(argv: list[str] | None = None) -> int:
         ok = service.do_pass()
         return 0 if ok and not stop.is_set() else 1
 
-    # The loop runs in a thread so SIGTERM stops the process within 2 s even mid-upload: an
-    # interrupted put is simply not in the ledger and is sent again (same key) at the next start.
-    crashed = threading.Event()
-
-    def work() -> None:
-        try:
-            service.run()
-        except Exception:
-            log.exception("Unexpected error; exiting so the supervisor restarts the uploader")
-            crashed.set()
-            stop.set()
-
-    worker = threading.Thread(target=work, name="uploader", daemon=True)
-    worker.start()
-    while worker.is_alive() and not stop.wait(0.5):
-        pass
-    worker.join(1.5)
-    if worker.is_alive():
-        log.info("Stopped in the middle of an upload; it is sent again at the next start")
-    return 1 if crashed.is_set() else 0
-
+    # An interrupted put is simply not in the ledger and is sent again (same key) at the next start.
+    return 0 if utils.run_in_worker(service.run, stop, "uploader") else 1
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -127,3 +127,31 @@ def cpu_temperature() -> float | None:
         return int(Path("/sys/class/thermal/thermal_zone0/temp").read_text().strip()) / 1000
     except (OSError, ValueError):
         return None
+
+
+def run_in_worker(loop, stop: StopFlag, name: str) -> bool:
+    """Run a daemon's blocking `loop()` in a worker thread while this thread watches `stop`.
+
+    A network call may hang in the worker (a Slack or S3 outage); the process still exits within
+    2 s of SIGTERM, and work cut off that way was never acknowledged, so it is redone at the next
+    start. Returns False when the loop crashed (exit non-zero and let the supervisor restart it).
+    """
+    crashed = threading.Event()
+
+    def work() -> None:
+        try:
+            loop()
+        except Exception:
+            log.exception("%s crashed; exiting so the supervisor restarts it", name)
+            crashed.set()
+            stop.set()
+
+    worker = threading.Thread(target=work, name=name, daemon=True)
+    worker.start()
+    while worker.is_alive() and not stop.wait(0.5):
+        pass
+    stop.set()
+    worker.join(1.5)
+    if worker.is_alive():
+        log.info("%s stopped in the middle of its work; it is redone at the next start", name)
+    return not crashed.is_set()
