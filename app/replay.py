@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 import config
 from app.camera import EndOfStream, open_source
@@ -47,9 +48,8 @@ def run_replay(settings: config.Settings, events_out: str, frames_out: str | Non
                                  f"{result.area:.5f}", result.reason])
             if masks_out:
                 h, w = frame.detect.shape[:2]
-                mask = result.mask if result.mask is not None and result.motion else None
-                out = (cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST) if mask is not None
-                       else frame.detect[:, :, 0] * 0 if frame.detect.ndim == 3 else frame.detect * 0)
+                out = (cv2.resize(result.mask, (w, h), interpolation=cv2.INTER_NEAREST)
+                       if result.motion else np.zeros((h, w), np.uint8))
                 cv2.imwrite(str(Path(masks_out) / f"{frame.index:06d}.png"), out)
             if step.ended is not None and open_alert is not None:
                 open_alert["end_frame"] = step.ended.end_frame

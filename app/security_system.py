@@ -167,6 +167,7 @@ class CameraDaemon:
             st = "disarmed"
         else:
             st = self.source_state
+        # A stream URL may carry a password (rtsp://user:pass@...): never put it in Redis.
         detail = {"source": self.s.camera.source if "://" not in self.s.camera.source else "stream",
                   "frames": self.frames, "events": self.events, "pending": len(self.pending),
                   "error": self.last_error}
