@@ -7,11 +7,13 @@ PY := $(VENV)/bin/python
 
 # The virtualenv sees the system's packages only when picamera2 is there (a Pi): its libcamera
 # bindings come from apt and cannot be pip-installed.
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# pycam itself is installed editable (pyproject.toml): `config` and `app` import from anywhere.
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@if $(PYTHON) -c "import picamera2" 2>/dev/null; then \
 	  $(PYTHON) -m venv --system-site-packages $(VENV); else $(PYTHON) -m venv $(VENV); fi
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 venv: $(VENV)/.installed
@@ -37,7 +39,7 @@ test: venv
 
 ## Detection quality and speed against ../shared/data, beside the original pipeline.
 bench: venv
-	$(PY) bench/detection.py
+	$(PY) -m bench.detection
 
 evaluate: venv
 	EVAL_PY=$(PY) $(PY) ../shared/tools/evaluate.py ../shared/data/manifest.json --project .

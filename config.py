@@ -1,343 +1,36 @@
 """pycam's settings: one typed object, loaded once per process and passed down.
 
-Precedence, lowest first: the defaults below, the YAML file named by PYCAM_CONFIG (or
-./pycam.yaml when present), then environment variables (a git-ignored `.env` in the repo root
-fills in variables that are not already set). Secrets (tokens, passwords) are accepted only from
-the environment or `.env`, never from the YAML file, so the config file can be shared safely.
+Precedence, lowest first: the defaults (the section models in config_sections/), the YAML file
+named by PYCAM_CONFIG (or ./pycam.yaml when present), then environment variables (a git-ignored
+`.env` in the repo root, or the file PYCAM_ENV_FILE names, fills in variables that are not already
+set). Secrets (tokens, passwords) are accepted only from the environment or `.env`, never from the
+YAML file, so the config file can be shared safely. `load_settings(env=...)` reads only what it is
+given (no `.env`, no ./pycam.yaml): tests and tools stay hermetic.
 
 A bad value stops the process at start with `ConfigError`, naming the key, the value and what is
-allowed. Every setting is documented in setup.md.
+allowed. Every setting is documented in setup.md. Nothing here imports from `app`.
 """
 from __future__ import annotations
 
 import os
-from ipaddress import IPv4Address
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError
 
-ROOT = Path(__file__).resolve().parent
-SAMPLE_CLIP = ROOT / "sample" / "one-by-one-person-detection.mp4"
+from config_sections.base import ROOT, SAMPLE_CLIP, ConfigError, Section
+from config_sections.camera import (CameraConfig, EventsConfig, MotionConfig, PanTiltConfig, TriggerConfig,
+                                    VerifierConfig)
+from config_sections.presence import (CommandProviderConfig, LanProviderConfig, PersonConfig, PresenceConfig,
+                                      ProviderConfig, RouterLoginConfig, RouterProviderConfig)
+from config_sections.services import S3Config, SlackConfig
 
-
-class ConfigError(Exception):
-    """A setting is missing or out of range; the message names key, value and what is allowed."""
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class CameraConfig(Section):
-    name: str = Field("pycam", pattern=r"^[A-Za-z0-9_-]{1,40}$",
-                      description="Camera name, used in S3 keys and Slack messages.")
-    source: str = Field(str(SAMPLE_CLIP), min_length=1, description=(
-        "picamera2 | picamera | a USB device index (0) | an rtsp:// or http:// URL | a video file | "
-        "an image sequence pattern such as input/in%06d.jpg."))
-    width: int = Field(1280, ge=160, le=4056, description="Snapshot (main stream) width for Pi/USB cameras.")
-    height: int = Field(720, ge=120, le=3040, description="Snapshot (main stream) height for Pi/USB cameras.")
-    fps: float = Field(10.0, gt=0, le=60, description="Frame rate requested from Pi/USB cameras.")
-    realtime: bool = Field(True, description="Play a file at its own frame rate (as a live camera would).")
-    loop: bool = Field(True, description="Start a file again from the beginning when it ends (the demo).")
-    reopen_max_s: float = Field(30.0, ge=1, le=3600, description="Longest wait between attempts to reopen a lost source.")
-
-
-class MotionConfig(Section):
-    width: int = Field(320, ge=80, le=1280, description="Working width in pixels; frames are scaled down to it.")
-    blur: int = Field(5, ge=1, le=51, description="Gaussian blur kernel size (odd) applied before differencing.")
-    learning_rate: float = Field(0.02, gt=0, le=1, description="Weight of each new frame in the running-average background.")
-    threshold: int = Field(20, ge=1, le=255, description="Minimum grey-level difference from the background for a pixel to count.")
-    noise_factor: float = Field(4.0, ge=0, le=20, description=(
-        "Per-pixel threshold also grows with that pixel's own recent variability times this factor, "
-        "so swaying trees and flicker do not count; 0 disables."))
-    dilate: int = Field(2, ge=0, le=10, description="Dilation iterations that join the parts of one moving object.")
-    min_area: float = Field(0.001, gt=0, le=1, description="Smallest moving blob that counts, as a fraction of the frame.")
-    max_area: float = Field(0.6, gt=0, le=1, description=(
-        "A change covering more than this fraction of the frame is a global lighting change, not motion."))
-    lighting_ratio: float = Field(0.5, ge=0, le=1, description=(
-        "A frame is a lighting change when at least this share of its changed pixels changed brightness "
-        "the same way everywhere (gain correction fails to explain it otherwise)."))
-    absorb_s: float = Field(1.5, ge=0.1, le=3600, description=(
-        "Foreground that stays unchanged this many seconds joins the background (a parked object, "
-        "the ghost a person leaves where they stood), ending its event."))
-    masks: list[list[tuple[float, float]]] = Field(default_factory=list, description=(
-        "Ignore polygons, each a list of [x, y] points as fractions of the frame width and height."))
-
-    @field_validator("blur")
-    @classmethod
-    def _odd_blur(cls, v: int) -> int:
-        if v % 2 == 0:
-            raise ValueError("must be an odd number")
-        return v
-
-    @field_validator("masks")
-    @classmethod
-    def _mask_points(cls, v):
-        for poly in v:
-            if len(poly) < 3:
-                raise ValueError("each mask needs at least 3 points")
-            for x, y in poly:
-                if not (0 <= x <= 1 and 0 <= y <= 1):
-                    raise ValueError("mask points are fractions of the frame, between 0 and 1")
-        return v
-
-
-class TriggerConfig(Section):
-    min_motion_frames: int = Field(3, ge=1, le=100, description="Consecutive-ish moving frames needed before an alert.")
-    window_frames: int = Field(5, ge=1, le=300, description="Window in which min_motion_frames must be seen.")
-    cooldown_s: float = Field(5.0, ge=0, le=86400, description="Least time between two alerts.")
-    end_after_s: float = Field(1.5, ge=0.5, le=600, description="An event ends after this long without motion.")
-    warmup_s: float = Field(3.0, ge=0, le=120, description="Background learning time after start, re-arm or a camera move, with no alerts.")
-
-
-class EventsConfig(Section):
-    retention_days: float = Field(30, gt=0, le=3650, description="Events older than this are deleted.")
-    max_total_mb: float = Field(2000, gt=0, description="Oldest events are deleted while the events folder is larger than this.")
-    jpeg_quality: int = Field(85, ge=30, le=100, description="Snapshot JPEG quality.")
-    stream_maxlen: int = Field(10000, ge=100, description="Approximate cap on the Redis `events` stream.")
-
-
-class PanTiltConfig(Section):
-    enabled: Literal["auto", "on", "off"] = Field("auto", description="auto: use the HAT when one answers on I2C.")
-    settle_s: float = Field(1.0, ge=0, le=10, description="Wait after a move before re-learning the background.")
-
-
-class SlackConfig(Section):
-    bot_token: SecretStr | None = Field(None, description="SLACK_BOT_TOKEN (xoxb-...); secret.")
-    signing_secret: SecretStr | None = Field(None, description="SLACK_SIGNING_SECRET; secret.")
-    channel_id: str | None = Field(None, pattern=r"^[A-Z0-9]{6,20}$", description="SLACK_CHANNEL_ID: channel ID (C...), not its name.")
-    api_url: str = Field("https://slack.com/api/", pattern=r"^https?://", description="SLACK_API_URL; tests point it at a local fake.")
-    allowed_users: list[str] = Field(default_factory=list, description="SLACK_ALLOWED_USERS: comma-separated user ids; empty allows the whole workspace.")
-    max_body_bytes: int = Field(16384, ge=1024, le=1048576, description="Larger requests are refused with 413.")
-
-
-# --- presence (issue 4): people, and the providers that see their devices -------------------------
-
-_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
-_SECRET_KEY = r"(?i)(pass(word|wd|phrase)?|secret|token|api_?key|cookie|credentials?)$"
-_PROVIDER_NAME = r"^[A-Za-z0-9_-]{1,40}$"
-
-
-def _plain_url(v: str) -> str:
-    """Reject URLs that are not http(s) or that carry credentials (they would reach error messages)."""
-    from urllib.parse import urlsplit
-    parts = urlsplit(v)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http:// or https:// URL with a host")
-    if parts.username or parts.password:
-        raise ValueError("must not hold a user name or password: use login with username_env / password_env")
-    return v
-
-
-def _hide_secrets(tree: Any) -> Any:
-    """Replace the value of secret-looking keys (password, token...) so no error message can show it."""
-    import re
-    if isinstance(tree, dict):
-        return {k: ("<hidden: secrets come only from the environment; name the variable with password_env>"
-                    if isinstance(k, str) and re.search(_SECRET_KEY, k) else _hide_secrets(v))
-                for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [_hide_secrets(v) for v in tree]
-    return tree
-
-
-class PersonConfig(Section):
-    name: str = Field(..., min_length=1, max_length=40, pattern=r"^[^\x00-\x1f\x7f]+$",
-                      description="Shown in Slack messages and the `home` list.")
-    # Declared before devices so the devices validator knows it.
-    allow_hostnames: bool = Field(False, description=(
-        "Also accept hostnames in devices (any guest can call a phone 'iPhone': MACs are safer)."))
-    devices: list[str] = Field(..., min_length=1, max_length=20, description=(
-        "MAC addresses (aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff or aabbccddeeff), or hostnames where "
-        "allow_hostnames is on."))
-
-    @field_validator("devices")
-    @classmethod
-    def _normal_devices(cls, v: list[str], info) -> list[str]:
-        from app.presence import normalize_hostname, normalize_mac
-        out = []
-        for text in v:
-            device = normalize_mac(text)
-            if device is None:
-                if not info.data.get("allow_hostnames"):
-                    raise ValueError(f"{text!r} is not a MAC address; set allow_hostnames: true to match "
-                                     "hostnames (they can be shared or spoofed)")
-                device = normalize_hostname(text)
-                if device is None:
-                    raise ValueError(f"{text!r} is neither a MAC address nor a hostname (1-64 printable characters)")
-            out.append(device)
-        return out
-
-
-class RouterLoginConfig(Section):
-    url: str = Field(..., description="Login request URL.")
-    method: Literal["POST", "GET"] = "POST"
-    body: Literal["form", "json"] = Field("form", description="Send the login fields as a form or as JSON.")
-    username: str | None = Field(None, max_length=200, description="User name (not secret); or username_env.")
-    username_env: str | None = Field(None, pattern=_ENV_NAME, description="Environment variable holding the user name.")
-    username_field: str = Field("username", min_length=1, max_length=100)
-    password_env: str = Field(..., pattern=_ENV_NAME, description="Environment variable holding the password.")
-    password_field: str = Field("password", min_length=1, max_length=100)
-    fields: dict[str, str] = Field(default_factory=dict, description="Extra constant login fields (never secrets).")
-    token_path: str | None = Field(None, min_length=1, max_length=200, description=(
-        "Dotted path of a session token in the login answer's JSON (e.g. data.token); unset: cookies only."))
-    token_header: str = Field("Authorization", pattern=r"^[A-Za-z0-9-]{1,100}$", description="Header carrying the token.")
-    token_prefix: str = Field("Bearer ", max_length=40, description="Text before the token in that header.")
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        return _plain_url(v)
-
-    @field_validator("fields")
-    @classmethod
-    def _no_secret_fields(cls, v: dict[str, str]) -> dict[str, str]:
-        import re
-        for key in v:
-            if re.search(_SECRET_KEY, key):
-                raise ValueError(f"{key!r} looks like a secret: name its environment variable with password_env")
-        return v
-
-
-class RouterProviderConfig(Section):
-    type: Literal["router"]
-    name: str = Field("router", pattern=_PROVIDER_NAME, description="Shown in /pycam_status.")
-    devices_url: str = Field(..., description="URL answering with the connected devices as JSON ({token} is replaced).")
-    devices_method: Literal["GET", "POST"] = "GET"
-    devices_json: Any = Field(None, description="JSON body of a POST devices request ({token} in strings is replaced).")
-    list_path: str = Field("", max_length=200, description="Dotted path to the device list in the answer; empty: the answer itself.")
-    mac_field: str | None = Field("mac", min_length=1, max_length=100, description="Dotted path of the MAC in each device.")
-    hostname_field: str | None = Field("hostname", min_length=1, max_length=100, description="Dotted path of the hostname in each device.")
-    online_field: str | None = Field(None, min_length=1, max_length=100, description=(
-        "Dotted path of an online flag, for routers that also list offline devices; unset: every listed device counts."))
-    login: RouterLoginConfig | None = None
-    timeout_s: float = Field(5, gt=0, le=60, description="Timeout of each HTTP request.")
-    verify_tls: bool = Field(True, description="Check the router's HTTPS certificate (off for self-signed ones).")
-
-    @field_validator("devices_url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        return _plain_url(v)
-
-
-class LanProviderConfig(Section):
-    type: Literal["lan"]
-    name: str = Field("lan", pattern=_PROVIDER_NAME)
-    source: Literal["auto", "ip", "proc"] = Field("auto", description="`ip -j neigh`, /proc/net/arp, or auto (ip when installed).")
-    interface: str | None = Field(None, pattern=r"^[A-Za-z0-9_.@-]{1,15}$", description="Only neighbours on this interface.")
-    probe: bool = Field(True, description="Send one UDP packet to each known address first, so sleeping phones answer ARP.")
-    addresses: list[IPv4Address] = Field(default_factory=list, max_length=256, description=(
-        "IPv4 addresses probed every poll (e.g. the phones' DHCP reservations); addresses where a known "
-        "device was seen before are probed too."))
-    probe_wait_s: float = Field(1.0, ge=0, le=10, description="Wait after probing before reading the table.")
-
-
-class CommandProviderConfig(Section):
-    type: Literal["command"]
-    name: str = Field("command", pattern=_PROVIDER_NAME)
-    argv: list[str] = Field(..., min_length=1, description="Program and arguments (no shell); prints one MAC or hostname per line.")
-    timeout_s: float = Field(10, gt=0, le=300)
-
-
-ProviderConfig = Annotated[Union[RouterProviderConfig, LanProviderConfig, CommandProviderConfig],
-                           Field(discriminator="type")]
-
-
-class PresenceConfig(Section):
-    poll_s: float = Field(30, ge=5, le=3600, description="Seconds between presence polls.")
-    consider_home_s: float = Field(600, ge=0, le=86400, description="A person is away only after not being seen this long.")
-    people: list[PersonConfig] = Field(default_factory=list, max_length=50)
-    providers: list[ProviderConfig] = Field(default_factory=list, max_length=10, description="Presence providers; see setup.md.")
-
-    @field_validator("people")
-    @classmethod
-    def _unique_people(cls, v: list[PersonConfig]) -> list[PersonConfig]:
-        owner: dict[str, str] = {}
-        for person in v:
-            if any(p is not person and p.name == person.name for p in v):
-                raise ValueError(f"{person.name!r} is listed twice: each name must be unique")
-            for device in person.devices:
-                if owner.setdefault(device, person.name) != person.name:
-                    raise ValueError(f"device {device!r} is listed for both {owner[device]} and {person.name}")
-        return v
-
-    @field_validator("providers", mode="before")
-    @classmethod
-    def _mask(cls, v: Any) -> Any:
-        return _hide_secrets(v)
-
-    @field_validator("providers")
-    @classmethod
-    def _unique_providers(cls, v: list) -> list:
-        names = [p.name for p in v]
-        if len(set(names)) != len(names):
-            raise ValueError("each provider needs its own name (set name: on one of them)")
-        return v
-
-
-class S3Config(Section):
-    bucket: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,62}$",
-                               description="S3_BUCKET; uploads are off while it is unset.")
-    prefix: str = Field("pycam", pattern=r"^$|^[A-Za-z0-9_-][A-Za-z0-9._/-]{0,99}$", description=(
-        "S3_PREFIX: key prefix inside the bucket (no leading slash; empty for none)."))
-    endpoint_url: str | None = Field(None, pattern=r"^https?://", description="S3_ENDPOINT_URL for MinIO, B2, Wasabi...; unset for AWS.")
-    region: str | None = Field(None, pattern=r"^[A-Za-z0-9-]{1,40}$", description=(
-        "S3_REGION; unset uses boto3's own (AWS_DEFAULT_REGION, ~/.aws/config)."))
-    interval_s: float = Field(300, ge=5, le=86400, description="S3_UPLOAD_INTERVAL: seconds between training-data passes.")
-    upload_events: bool = Field(False, description="S3_UPLOAD_EVENTS: also upload each event snapshot within seconds (off-site evidence).")
-    delete_after_upload: bool = Field(False, description="S3_DELETE_AFTER_UPLOAD: delete local training images once S3 has confirmed them.")
-
-    @field_validator("prefix", mode="before")
-    @classmethod
-    def _clean_prefix(cls, v):
-        if not isinstance(v, str):
-            return v
-        v = v.strip("/")
-        if v and any(part in ("", ".", "..") for part in v.split("/")):
-            raise ValueError("must not contain empty, '.' or '..' parts")
-        return v
-
-
-class VerifierConfig(Section):
-    kind: list[Literal["none", "hog", "onnx", "trained"]] = Field(default_factory=lambda: ["none"], description=(
-        "Verification stages run on each event before notifying, in order."))
-    hog_threshold: float = Field(0.5, ge=0, le=10, description=(
-        "hog: least people-detector score (SVM margin) that counts as a person."))
-    hog_person_px: int = Field(160, ge=128, le=512, description=(
-        "hog: the motion region is scaled so the moving object is about this tall (the window is 128)."))
-    hog_max_upscale: float = Field(2.0, ge=1, le=4, description="hog: never enlarge the region more than this.")
-    hog_max_pixels: int = Field(120_000, ge=20_000, le=2_000_000, description=(
-        "hog: cap on the scaled region's area (its cost on a Pi grows with it)."))
-    region_pad: float = Field(0.2, ge=0, le=1, description="hog/onnx: context added around the motion boxes, as a fraction of their size.")
-    hog_edge_px: int = Field(32, ge=0, le=128, description="hog: margin (edge pixels repeated) where the region meets the frame edge.")
-    hog_stride: int = Field(8, ge=8, le=32, description="hog: window stride in pixels (multiple of 8; larger is faster).")
-    hog_scale: float = Field(1.05, gt=1, le=2, description="hog: image pyramid step (larger is faster, misses more).")
-    model_path: str | None = Field(None, description="ONNX detector file for the onnx stage (relative: to data_dir).")
-    input_size: int = Field(300, ge=32, le=1280, description="onnx: the model's square input size in pixels.")
-    input_scale: float = Field(1 / 255, gt=0, le=1, description="onnx: pixel multiplier (1/255 for YOLO, 1/127.5 for MobileNet-SSD).")
-    input_mean: float = Field(0.0, ge=0, le=255, description="onnx: subtracted from each pixel before scaling (127.5 for MobileNet-SSD).")
-    swap_rb: bool = Field(True, description="onnx: feed RGB (most exports) rather than OpenCV's BGR.")
-    output: Literal["auto", "ssd", "yolo5", "yolo8"] = Field("auto", description=(
-        "onnx: output layout: ssd [1,1,N,7], yolo5 [1,N,5+C], yolo8 [1,4+C,N]; auto picks by shape."))
-    class_ids: list[int] | None = Field(None, description=(
-        "onnx: class ids that count; unset means person: 1 for SSD (0 is background), 0 for YOLO."))
-    score_threshold: float = Field(0.5, gt=0, lt=1, description="onnx: least detection score that counts.")
-    trained_path: str | None = Field(None, description="trained: classifier file; unset means <data_dir>/models/trained.npz.")
-    trained_threshold: float = Field(0.5, gt=0, lt=1, description="trained: least 'occupied' probability that passes.")
-
-    @field_validator("kind", mode="before")
-    @classmethod
-    def _one_or_many(cls, v):
-        return [s.strip() for s in v.split(",")] if isinstance(v, str) else v
-
-    @field_validator("hog_stride")
-    @classmethod
-    def _stride_multiple_of_8(cls, v: int) -> int:
-        if v % 8:
-            raise ValueError("must be a multiple of 8 (the HOG block stride)")
-        return v
+__all__ = ["ROOT", "SAMPLE_CLIP", "ConfigError", "Section", "Settings", "CameraConfig", "MotionConfig",
+           "TriggerConfig", "EventsConfig", "PanTiltConfig", "VerifierConfig", "SlackConfig", "S3Config",
+           "PresenceConfig", "PersonConfig", "ProviderConfig", "RouterLoginConfig", "RouterProviderConfig",
+           "LanProviderConfig", "CommandProviderConfig", "load_settings", "load_or_exit", "read_dotenv", "environment",
+           "settings_table", "ENV_NAMES"]
 
 
 class Settings(Section):
@@ -356,14 +49,7 @@ class Settings(Section):
     s3: S3Config = Field(default_factory=S3Config)
     verifier: VerifierConfig = Field(default_factory=VerifierConfig)
 
-    @property
-    def events_dir(self) -> Path:
-        return self.data_dir / "events"
-
-    @property
-    def training_dir(self) -> Path:
-        return self.data_dir / "training"
-
+    # events/ and training/ belong to app/storage (events.py and labels.py own their layout).
     @property
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
@@ -396,7 +82,11 @@ LIST_FROM_CSV = {("slack", "allowed_users")}
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    """Parse a simple KEY=VALUE .env file (comments, blank lines and optional quotes allowed)."""
+    """Parse a simple KEY=VALUE .env file (comments, blank lines and optional quotes allowed).
+
+    An unquoted value ends at ` #` (a comment after it, as setup.md's example has); a quoted value
+    is taken whole.
+    """
     values: dict[str, str] = {}
     try:
         text = path.read_text()
@@ -409,10 +99,22 @@ def read_dotenv(path: Path) -> dict[str, str]:
         key, _, value = line.partition("=")
         key = key.strip().removeprefix("export ").strip()
         value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
+        if value[:1] in ("'", '"') and value[0] in value[1:]:
+            value = value[1:value.index(value[0], 1)]
+        else:
+            value = value.split(" #", 1)[0].split("\t#", 1)[0].rstrip()
         values[key] = value
     return values
+
+
+def environment() -> dict[str, str]:
+    """The process environment over the .env file (PYCAM_ENV_FILE names another; empty: none).
+
+    Secrets a setting only names (a router's password_env) are looked up here too.
+    """
+    named = os.environ.get("PYCAM_ENV_FILE")
+    env_file = ROOT / ".env" if named is None else (Path(named) if named else None)
+    return {**(read_dotenv(env_file) if env_file else {}), **os.environ}
 
 
 def _set_path(tree: dict, path: tuple[str, ...], value: Any) -> None:
@@ -440,12 +142,19 @@ def _describe(err: dict, secret: bool) -> str:
 
 
 def load_settings(env: dict[str, str] | None = None, config_path: str | Path | None = None) -> Settings:
-    """Build the Settings from defaults, the YAML file and the environment; raise ConfigError if bad."""
-    environ = dict(read_dotenv(ROOT / ".env"))
-    environ.update(os.environ if env is None else env)
+    """Build the Settings from defaults, the YAML file and the environment; raise ConfigError if bad.
+
+    With `env` given, only `env` and `config_path` are read: never the repo's `.env` or pycam.yaml.
+    Otherwise the process environment, over the `.env` file; PYCAM_CONFIG names the YAML file
+    (empty: none), and ./pycam.yaml is used when it is unset.
+    """
+    if env is None:
+        environ, default_yaml = environment(), ROOT / "pycam.yaml"
+    else:
+        environ, default_yaml = dict(env), None
     path = config_path or environ.get("PYCAM_CONFIG")
-    if path is None and (ROOT / "pycam.yaml").is_file():
-        path = ROOT / "pycam.yaml"
+    if path is None and default_yaml is not None and default_yaml.is_file():
+        path = default_yaml
     tree: dict[str, Any] = {}
     if path:
         try:

@@ -5,13 +5,10 @@ and PYCAM_CONFIG like every other pycam process; a bad setting or a missing SLAC
 stops the workers at start with a one-line message.
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import config  # noqa: E402
-from app import utils  # noqa: E402
-from app.flask_app import MissingSecretError, create_app  # noqa: E402
+import config
+from app import utils
+from app.flask_app import MissingSecretError, create_app
 
 # Exit status 4 is gunicorn's "application failed to load": the master then stops, rather than
 # restarting workers that can never start.

@@ -15,8 +15,8 @@ from flask import Flask, jsonify
 from slack_sdk.signature import SignatureVerifier
 from werkzeug.exceptions import HTTPException
 
-from app import state
-from app.slack_routes import bp
+from app import health, state
+from app.slack.routes import bp
 
 log = logging.getLogger(__name__)
 HEARTBEAT_NAME = "flask_app"
@@ -78,7 +78,7 @@ def start_heartbeat(app: Flask) -> threading.Thread:
     def beat() -> None:
         while True:  # a daemon thread: it ends with its worker process
             try:
-                state.write_heartbeat(ext.r, HEARTBEAT_NAME, "ok", None, ttl=settings.heartbeat_ttl_s)
+                health.write_heartbeat(ext.r, HEARTBEAT_NAME, "ok", None, ttl=settings.heartbeat_ttl_s)
             except state.REDIS_DOWN as e:
                 log.warning("Heartbeat not written, Redis unreachable (%s)", type(e).__name__)
             time.sleep(settings.heartbeat_s)

@@ -1,35 +1,63 @@
-"""Which pycam processes are alive, from a shell: the heartbeats /pycam_status and /healthz judge.
+"""Liveness: the processes pycam runs, their heartbeats, and the one rule for "stale".
 
 Every daemon writes `heartbeat:<name>` every `heartbeat_s` with a TTL of `heartbeat_ttl_s`; a beat
-that is missing or older than the TTL is stale (app.commands.is_stale, shared with the Slack app).
+that is missing or older than the TTL is stale. /pycam_status, /healthz and the shell all judge by
+`is_stale` here.
 
-    python3 app/health.py            # one line per process; exit 0 all fresh, 1 some stale, 3 no Redis
-    python3 app/health.py --wait 20  # first wait up to 20 s for every expected beat to be fresh
+    python3 -m app.health            # one line per process; exit 0 all fresh, 1 some stale, 3 no Redis
+    python3 -m app.health --wait 20  # first wait up to 20 s for every expected beat to be fresh
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
-from pathlib import Path
+from typing import Any
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from app import keys, state
 
-from app import commands, keys, state  # noqa: E402
+# Heartbeat names, in the order /pycam_status lists them.
+PROCESSES = ("security_system", "notifier", "flask_app", "who_is_home", "s3_upload")
+
+
+def expected_processes(settings) -> list[str]:
+    """The processes that should be running with these settings."""
+    expected = ["security_system", "notifier", "flask_app"]
+    if settings.presence.people:
+        expected.append("who_is_home")
+    if settings.s3.bucket:
+        expected.append("s3_upload")
+    return expected
+
+
+def is_stale(beat: dict | None, ttl: float, now: float) -> bool:
+    """A heartbeat is stale when missing, malformed or older than the TTL."""
+    return not isinstance(beat, dict) or not isinstance(beat.get("time"), (int, float)) or now - beat["time"] > ttl
+
+
+def write_heartbeat(r, process: str, status: str, detail: Any = None, ttl: float = 30) -> None:
+    """Record that `process` is alive, in `status`, with a TTL so a dead process's beat expires."""
+    beat = {"time": time.time(), "pid": os.getpid(), "state": status, "detail": detail}
+    state.set_json(r, keys.heartbeat(process), beat, ex=ttl)
+
+
+def read_heartbeats(r) -> dict[str, dict | None]:
+    """Every known process's last heartbeat (None when missing or expired)."""
+    return {p: state.get_json(r, keys.heartbeat(p)) for p in PROCESSES}
 
 
 def process_health(r, settings, now: float | None = None) -> dict[str, dict]:
     """{name: {ok, age, state}} for each expected process and each other one that beats."""
     now = time.time() if now is None else now
-    beats = state.read_heartbeats(r)
-    expected = commands.expected_processes(settings)
+    beats = read_heartbeats(r)
+    expected = expected_processes(settings)
     report = {}
-    for name in keys.PROCESSES:
+    for name in PROCESSES:
         beat = beats.get(name)
         if beat is None and name not in expected:
             continue  # not configured here, and not running
-        stale = commands.is_stale(beat, settings.heartbeat_ttl_s, now)
+        stale = is_stale(beat, settings.heartbeat_ttl_s, now)
         age = now - beat["time"] if not stale else None
         report[name] = {"ok": not stale, "age": age,
                         "state": "missing" if stale else str(beat.get("state"))}
@@ -51,7 +79,8 @@ def format_report(report: dict[str, dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     import config
-    parser = argparse.ArgumentParser(description="Report each pycam process's heartbeat.")
+    parser = argparse.ArgumentParser(prog="python3 -m app.health",
+                                     description="Report each pycam process's heartbeat.")
     parser.add_argument("--wait", type=float, default=0, metavar="S",
                         help="wait up to S seconds for every expected heartbeat to be fresh")
     args = parser.parse_args(argv)

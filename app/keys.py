@@ -41,8 +41,7 @@ SLACK_UPLOADED_PREFIX = "slack:uploaded:"      # + job id: the job's image uploa
 # S3.
 S3_STATUS = "s3:status"                        # JSON {ok, error, pending, uploaded, time}
 
-HEARTBEAT_PREFIX = "heartbeat:"
-PROCESSES = ("security_system", "notifier", "flask_app", "who_is_home", "s3_upload")
+HEARTBEAT_PREFIX = "heartbeat:"                # + process name (app/health.py lists them)
 
 
 def heartbeat(process: str) -> str:

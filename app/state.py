@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import time
 from typing import Any
 
 import redis
@@ -18,6 +16,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from app import keys
+from app.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -44,22 +43,28 @@ def connect(url: str, client_name: str, socket_timeout: float = 5.0,
     )
 
 
-def wait_for_redis(r: redis.Redis, stop=None, max_wait: float = 30.0) -> bool:
+def wait_for_redis(r: redis.Redis, stop, max_wait: float = 30.0) -> bool:
     """Ping until Redis answers, backing off 0.5 s doubling to max_wait; False if stop was set."""
-    delay = 0.5
-    while stop is None or not stop.is_set():
+    backoff = Backoff(0.5, max_wait)
+    while not stop.is_set():
         try:
             r.ping()
             return True
         except REDIS_DOWN as e:
-            log.warning("Redis unreachable (%s); retrying in %.1f s", type(e).__name__, delay)
-            if stop is not None:
-                if stop.wait(delay):
-                    return False
-            else:
-                time.sleep(delay)
-            delay = min(delay * 2, max_wait)
+            log.warning("Redis unreachable (%s); retrying in %.1f s", type(e).__name__, backoff.delay)
+            if backoff.wait(stop):
+                return False
     return False
+
+
+def decode_json(raw: str | None, default: Any = None) -> Any:
+    """A JSON value as read from Redis; missing or corrupt gives `default`."""
+    if raw is None:
+        return default
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError):
+        return default
 
 
 def get_json(r: redis.Redis, key: str, default: Any = None) -> Any:
@@ -79,10 +84,23 @@ def set_json(r: redis.Redis, key: str, value: Any, ex: float | None = None) -> N
     r.set(key, json.dumps(value), ex=int(ex) if ex else None)
 
 
-def get_flag(r: redis.Redis, key: str) -> bool:
-    """A boolean flag; unset flags take their default from keys.FLAG_DEFAULTS."""
-    value = get_json(r, key, keys.FLAG_DEFAULTS.get(key, False))
+def decode_flag(key: str, raw: str | None) -> bool:
+    """The one reading of a flag's stored value: JSON true (or 1, "true") is on; unset or unreadable
+    values take their default from keys.FLAG_DEFAULTS."""
+    default = keys.FLAG_DEFAULTS.get(key, False)
+    if raw is None:
+        return default
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError):
+        log.warning("Ignoring a non-JSON value at %s", key)
+        return default
     return value is True or value in ("true", "True", 1)
+
+
+def get_flag(r: redis.Redis, key: str) -> bool:
+    """A boolean flag (see decode_flag)."""
+    return decode_flag(key, r.get(key))
 
 
 def set_flag(r: redis.Redis, key: str, value: bool) -> None:
@@ -94,14 +112,3 @@ def init_flags(r: redis.Redis) -> None:
     """Give every flag its default where it has never been set (never overwrites)."""
     for key, value in keys.FLAG_DEFAULTS.items():
         r.set(key, json.dumps(value), nx=True)
-
-
-def write_heartbeat(r: redis.Redis, process: str, state: str, detail: Any = None, ttl: float = 30) -> None:
-    """Record that `process` is alive, in `state`, with a TTL so a dead process's beat expires."""
-    beat = {"time": time.time(), "pid": os.getpid(), "state": state, "detail": detail}
-    set_json(r, keys.heartbeat(process), beat, ex=ttl)
-
-
-def read_heartbeats(r: redis.Redis) -> dict[str, dict | None]:
-    """Every known process's last heartbeat (None when missing or expired)."""
-    return {p: get_json(r, keys.heartbeat(p)) for p in keys.PROCESSES}

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Detection quality and speed on the labelled clips, beside the original system's pipeline.
 
-    python3 bench/detection.py [--manifest ../shared/data/manifest.json] [--json]
+    python3 -m bench.detection [--manifest ../shared/data/manifest.json] [--json]
 
 Both pipelines see the same decoded BGR frames in the same run; CPU per frame counts only the
 pipeline (decoding is the same for both and is left out). Scoring is ../shared/tools/evaluate.py's.
@@ -14,14 +14,14 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-import cv2  # noqa: E402
+import cv2
 
 cv2.setNumThreads(1)  # per-frame work is small: count CPU, not thread start-up (as on a busy Pi)
 
-import config  # noqa: E402
-from app.pipeline import Pipeline  # noqa: E402
+import config
+from app.camera.pipeline import Pipeline
+from bench import shared_tools
 
 
 def decode(path):
@@ -48,9 +48,8 @@ def main():
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     tools = os.path.join(os.path.dirname(os.path.abspath(a.manifest)), "..", "tools")
-    sys.path.insert(0, tools)
-    from evaluate import score
-    from reference import SeedPipeline
+    score = shared_tools.load("evaluate", tools).score
+    SeedPipeline = shared_tools.load("reference", tools).SeedPipeline
     base = os.path.dirname(os.path.abspath(a.manifest))
     settings = config.load_settings(env={}, config_path=None)
     ours, theirs, cpu = [], [], {"pycam": 0.0, "original": 0.0}

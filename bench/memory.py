@@ -5,7 +5,7 @@ redis-server, with the camera daemon on the bundled sample clip (played live, in
 pointed at a closed loopback port (alerts stay queued) and no S3 bucket. It measures each process
 (gunicorn's workers included) while disarmed, then while armed, and stops everything.
 
-    .venv/bin/python bench/memory.py [--seconds 30] [--json bench/out/memory.json]
+    .venv/bin/python -m bench.memory [--seconds 30] [--json bench/out/memory.json]
 
 RSS counts shared pages (libraries, gunicorn's forked workers) once per process; PSS splits them
 between the processes sharing them, so the PSS total is what the processes cost together.

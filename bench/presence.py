@@ -1,6 +1,6 @@
 """Benchmark who_is_home: the cost of one poll per provider, and how long arming takes.
 
-    .venv/bin/python bench/presence.py [--polls 200] [--runs 8]
+    .venv/bin/python -m bench.presence [--polls 200] [--runs 8]
 
 1. Poll cost (wall and CPU time, this process plus its children) of each provider:
    `router` against the fake router web API on loopback (logged in, steady state, 40 devices),
@@ -32,14 +32,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from app import keys, state  # noqa: E402
-from app.presence_providers import CommandProvider, LanProvider, RouterProvider  # noqa: E402
-from app.who_is_home import WhoIsHome  # noqa: E402
-from config import CommandProviderConfig, LanProviderConfig, PresenceConfig, RouterProviderConfig  # noqa: E402
-from tests.conftest import RedisServer  # noqa: E402
-from tests.presence_fakes import PASSWORD, FakeRouter  # noqa: E402
+from app import keys, state
+from app.presence.providers import CommandProvider, LanProvider, RouterProvider
+from app.presence.daemon import WhoIsHome
+from config import CommandProviderConfig, LanProviderConfig, PresenceConfig, RouterProviderConfig
+from tests.conftest import RedisServer
+from tests.presence_fakes import PASSWORD, FakeRouter
 
 
 def cost(poll, n: int) -> dict:

@@ -1,6 +1,6 @@
 """Benchmark the S3 uploader against moto's S3 server (a separate process) on loopback.
 
-    .venv/bin/python bench/s3_upload.py [--images 500] [--events 30]
+    .venv/bin/python -m bench.s3_upload [--images 500] [--events 30]
 
 1. Throughput: one pass over N labelled ~100 KB JPEGs (each put, then HeadObject to confirm,
    the ledger kept on disk): images/s, MB/s, and the uploader's CPU time (process_time of this
@@ -26,18 +26,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-import boto3  # noqa: E402
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import redis  # noqa: E402
+import boto3
+import cv2
+import numpy as np
+import redis
 
-from app import keys, utils  # noqa: E402
-from app.s3_store import S3Store, make_client  # noqa: E402
-from app.s3_upload import Uploader  # noqa: E402
-from config import load_settings  # noqa: E402
-from tests.s3_fakes import ISOLATED_AWS_ENV, TEST_CREDENTIALS, add_event, event_id, free_port  # noqa: E402
+from app import keys, utils
+from app.storage.s3 import S3Store, make_client
+from app.storage.uploader import Uploader
+from config import load_settings
+from tests.s3_fakes import ISOLATED_AWS_ENV, TEST_CREDENTIALS, add_event, event_id, free_port
 
 BUCKET = "pycam-bench"
 

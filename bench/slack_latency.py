@@ -1,6 +1,6 @@
 """Slack-side latency: slash commands under load, and trigger-to-Slack time for alerts.
 
-    .venv/bin/python bench/slack_latency.py [--rounds 20] [--alerts 50]
+    .venv/bin/python -m bench.slack_latency [--rounds 20] [--alerts 50]
 
 Everything runs on loopback: a private redis-server, the fake Slack Web API from tests/slack_fakes.py,
 gunicorn started with the project's own gunicorn.conf (`gunicorn -c gunicorn.conf run_flask`, only
@@ -32,12 +32,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-import redis  # noqa: E402
+import redis
 
-from app import outbox  # noqa: E402
-from tests.slack_fakes import (CHANNEL, SECRET, TOKEN, FakeSlack, alert_job, command_body,  # noqa: E402
+from app import outbox
+from tests.slack_fakes import (CHANNEL, SECRET, TOKEN, FakeSlack, alert_job, command_body,
                                make_event, signed_headers)
 
 CONCURRENCY = 50

@@ -1,11 +1,14 @@
-"""Shared fixtures: a real redis-server on a free port, settings pointing at temp folders."""
+"""Shared fixtures: a real redis-server on a free port, settings pointing at temp folders.
+
+The suite is hermetic: no test (nor any daemon a test starts) reads the repo's own `.env` or
+pycam.yaml, which an owner creates while setting up (PYCAM_ENV_FILE and PYCAM_CONFIG set empty).
+"""
 from __future__ import annotations
 
 import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,7 +16,9 @@ import pytest
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# Set before any test runs, so every subprocess inherits them too.
+os.environ["PYCAM_ENV_FILE"] = ""
+os.environ["PYCAM_CONFIG"] = ""
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 needs_shared_data = pytest.mark.skipif(
@@ -105,6 +110,8 @@ def settings(tmp_path, redis_url):
 def clean_env(monkeypatch):
     """Remove pycam's variables from the environment so a test sees only what it sets."""
     from config import ENV_NAMES
-    for name in list(ENV_NAMES) + ["PYCAM_CONFIG"]:
+    for name in ENV_NAMES:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PYCAM_CONFIG", "")       # never the repo's pycam.yaml
+    monkeypatch.setenv("PYCAM_ENV_FILE", "")     # never the repo's .env
     return monkeypatch

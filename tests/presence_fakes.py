@@ -135,10 +135,9 @@ def lan_helper(cfg_json: str) -> None:
     """
     import socket
     import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from config import LanProviderConfig
-    from app.presence_providers import LanProvider, ProviderError
+
+    from config import LanProviderConfig   # the project is installed in the virtualenv
+    from app.presence.providers import LanProvider, ProviderError
     cfg = json.loads(cfg_json)
     provider = LanProvider(LanProviderConfig.model_validate(cfg["provider"]), set(cfg["watch"]))
     for line in sys.stdin:

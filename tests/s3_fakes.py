@@ -16,7 +16,8 @@ import boto3
 import requests
 from moto.server import ThreadedMotoServer
 
-from app import events, utils
+from app import utils
+from app.storage import events
 
 TEST_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 # Keep boto3 away from the real ~/.aws and the EC2 metadata address: tests talk to 127.0.0.1 only.

@@ -259,7 +259,8 @@ def jpeg_bytes(width: int = 320, height: int = 240, seed: int = 0) -> bytes:
 def make_event(data_dir: Path, r=None, t: float | None = None, area: float = 0.05,
                snapshot: bytes | None = None, camera: str = "pycam") -> dict:
     """Write an event the way the camera daemon does (files, then the events stream); returns its metadata."""
-    from app import events, keys, utils
+    from app import keys, utils
+    from app.storage import events
     t = time.time() if t is None else t
     event_id = events.new_event_id(t)
     files = events.event_files(Path(data_dir), event_id)

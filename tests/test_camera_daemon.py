@@ -12,7 +12,7 @@ import cv2
 import pytest
 import redis
 
-from conftest import ROOT, RedisServer
+from tests.conftest import ROOT, RedisServer
 from app import keys
 
 SAMPLE = ROOT / "sample" / "one-by-one-person-detection.mp4"
@@ -117,8 +117,8 @@ def test_disarmed_camera_records_nothing_and_arming_takes_effect_within_a_second
 def test_redis_restart_mid_run_loses_no_event(tmp_path, short_clip):
     """Redis goes away before the person walks in and comes back later: the event still arrives."""
     import config
-    from app.camera import open_source
-    from app.security_system import CameraDaemon
+    from app.camera.sources import open_source
+    from app.camera.daemon import CameraDaemon
     from app import state
     from app.utils import StopFlag
 
@@ -139,7 +139,7 @@ def test_redis_restart_mid_run_loses_no_event(tmp_path, short_clip):
         server.stop()                                   # Redis dies while the room is still empty
         events_dir = tmp_path / "data" / "events"
         wait_for(lambda: list(events_dir.glob("*/*.json")), timeout=30)   # recorded meanwhile
-        assert daemon.pending                            # ... and waiting for Redis
+        assert daemon.publisher.pending                            # ... and waiting for Redis
         server.start()                                   # Redis is back (empty: no persistence here)
         check = redis.Redis.from_url(server.url, decode_responses=True)
         entries = wait_for(lambda: check.xrange(keys.EVENTS), timeout=10)
@@ -156,8 +156,8 @@ def test_redis_restart_mid_run_loses_no_event(tmp_path, short_clip):
 def test_restart_publishes_an_event_recorded_while_redis_was_down(tmp_path, redis_url, r):
     """An event on disk that never reached Redis (crash) is published by the next start, once."""
     import config
-    from app.events import EventStore, new_event_id
-    from app.security_system import CameraDaemon
+    from app.storage.events import EventStore, new_event_id
+    from app.camera.daemon import CameraDaemon
     from app import state
     from app.utils import StopFlag
 
@@ -168,7 +168,7 @@ def test_restart_publishes_an_event_recorded_while_redis_was_down(tmp_path, redi
     for _ in range(2):   # two restarts: published once
         daemon = CameraDaemon(settings, state.connect(redis_url, "test"), StopFlag())
         daemon.poll_control()
-        daemon.publish_pending()
+        daemon.publisher.flush()
     assert [json.loads(f["event"])["id"] for _, f in r.xrange(keys.EVENTS)] == [meta["id"]]
     assert r.xlen(keys.SLACK_OUTBOX) == 1
 
@@ -176,9 +176,9 @@ def test_restart_publishes_an_event_recorded_while_redis_was_down(tmp_path, redi
 def test_verifier_refusal_records_the_event_but_does_not_notify(redis_url, r, tmp_path, short_clip):
     """An event the verifier refuses is on disk and in the stream (verified false), counted, not sent."""
     import config
-    from app.camera import open_source
-    from app.security_system import CameraDaemon
-    from app.verifier import Verdict
+    from app.camera.sources import open_source
+    from app.camera.daemon import CameraDaemon
+    from app.camera.verifier import Verdict
     from app import state
     from app.utils import StopFlag
 

@@ -76,3 +76,29 @@ def test_every_setting_is_documented_in_setup_md():
     keys = [line.split("`")[1] for line in settings_table().splitlines()[2:]]
     missing = [k for k in keys if f"`{k}`" not in doc]
     assert not missing, f"run `python3 config.py` and paste the table into setup.md: {missing}"
+
+
+def test_dotenv_comments_after_a_value_are_not_part_of_it(tmp_path):
+    """setup.md's .env example has comments after the values; a secret must not swallow them."""
+    env = tmp_path / ".env"
+    env.write_text("SLACK_SIGNING_SECRET=8f74a5   # Basic Information -> App Credentials\n"
+                   "SLACK_CHANNEL_ID=C0123456\t# the channel\nSLACK_BOT_TOKEN='xoxb-1 # kept' # note\n")
+    assert config.read_dotenv(env) == {"SLACK_SIGNING_SECRET": "8f74a5", "SLACK_CHANNEL_ID": "C0123456",
+                                       "SLACK_BOT_TOKEN": "xoxb-1 # kept"}
+
+
+def test_owner_files_reach_the_daemons_but_never_settings_built_from_given_values(tmp_path, clean_env):
+    """The .env and pycam.yaml an owner creates are read by the daemons, not by tests or tools."""
+    (tmp_path / ".env").write_text("REDIS_URL=redis://from-dotenv:1/0\n")
+    (tmp_path / "pycam.yaml").write_text("motion:\n  threshold: 99\n")
+    clean_env.setattr(config, "ROOT", tmp_path)
+    given = config.load_settings(env={})
+    assert given.redis_url == "redis://localhost:6379/0" and given.motion.threshold == 20
+    clean_env.delenv("PYCAM_ENV_FILE")
+    clean_env.delenv("PYCAM_CONFIG")
+    daemon = config.load_settings()
+    assert daemon.redis_url == "redis://from-dotenv:1/0" and daemon.motion.threshold == 99
+    clean_env.setenv("PYCAM_ENV_FILE", "")     # what the test suite sets for every process it starts
+    clean_env.setenv("PYCAM_CONFIG", "")
+    hermetic = config.load_settings()
+    assert hermetic.redis_url == "redis://localhost:6379/0" and hermetic.motion.threshold == 20

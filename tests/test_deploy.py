@@ -24,7 +24,7 @@ import pytest
 import redis
 import requests
 
-from app import keys
+from app import health, keys
 from tests.conftest import ROOT, free_port
 
 GLANCES_PASSWORD = "test-glances-pw"
@@ -145,7 +145,7 @@ def test_readme_usage_block_runs_everything_and_glances_sees_a_dead_process(tmp_
         assert result.returncode == 0, result.stdout + result.stderr
 
         # Every process runs under its PID file, with a fresh heartbeat written by that process.
-        for name in keys.PROCESSES:
+        for name in health.PROCESSES:
             pid = pid_of(data, name)
             assert alive(pid), f"{name} is not running:\n{result.stdout}"
             beat = json.loads(r.get(keys.heartbeat(name)) or "{}")
@@ -181,7 +181,7 @@ def test_readme_usage_block_runs_everything_and_glances_sees_a_dead_process(tmp_
         print(f"glances reported {victim} missing {time.monotonic() - killed_at:.1f} s after the kill")
 
         # The stop block ends everything cleanly and says so.
-        pids = {name: pid_of(data, name) for name in (*keys.PROCESSES, "glances")}
+        pids = {name: pid_of(data, name) for name in (*health.PROCESSES, "glances")}
         result = run_block(stop_block, repo, env, timeout=60)
         assert result.returncode == 0, result.stdout + result.stderr
         for name, pid in pids.items():
@@ -366,10 +366,10 @@ def test_glances_password_file_is_the_one_glances_reads(tmp_path):
 
 
 def test_health_reports_stale_and_missing_heartbeats(r, settings):
-    from app import health, state
+    from app import health
     now = time.time()
-    state.write_heartbeat(r, "security_system", "armed", ttl=60)
-    state.write_heartbeat(r, "flask_app", "ok", ttl=60)
+    health.write_heartbeat(r, "security_system", "armed", ttl=60)
+    health.write_heartbeat(r, "flask_app", "ok", ttl=60)
     r.set(keys.heartbeat("notifier"), json.dumps({"time": now - 120, "pid": 1, "state": "ok"}))
     report = health.process_health(r, settings, now=now)
     assert report["security_system"]["ok"] and report["security_system"]["state"] == "armed"

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from config import MotionConfig
-from app.detector import MotionDetector
+from app.camera.detector import MotionDetector
 
 W, H = 640, 360
 

@@ -3,7 +3,7 @@ import os
 import time
 
 from config import EventsConfig
-from app.events import EventStore, event_files, is_event_id, new_event_id
+from app.storage.events import EventStore, event_files, is_event_id, new_event_id
 
 
 def test_event_ids_are_safe_and_sortable():

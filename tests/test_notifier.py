@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import pytest
 
 from app import keys, outbox, state
-from app.notifier import Notifier, data_path, response_url_allowed
+from app.slack.notifier import Notifier, data_path, response_url_allowed
 from config import load_settings
 from tests.conftest import ROOT
 from tests.slack_fakes import CHANNEL, TOKEN, FakeSlack, alert_job, make_event

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from app.pantilt import PanTiltHat, open_pantilt
+from app.camera.pantilt import PanTiltHat, open_pantilt
 from config import PanTiltConfig
 
 ADDRESS = 0x15

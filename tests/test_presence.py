@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 import config
-from app.presence import (HOSTNAME, MAC, Device, Person, Sightings, Tracker, decide, mask_mac,
+from app.presence.rules import (HOSTNAME, MAC, Device, Person, Sightings, Tracker, decide, mask_mac,
                           normalize_mac, parse_device)
 
 ALICE_MAC, BOB_MAC = "aa:bb:cc:dd:ee:01", "aa:bb:cc:dd:ee:02"
@@ -68,7 +68,7 @@ def test_restart_keeps_home_until_consider_home_of_observed_absence():
 
 
 def _outcome(home, arrived=(), no_data=()):
-    from app.presence import Outcome
+    from app.presence.rules import Outcome
     return Outcome(home=list(home), arrived=list(arrived), left=[], seen=[], no_data=list(no_data))
 
 

@@ -14,8 +14,8 @@ import pytest
 import redis
 
 from app import keys, outbox, state
-from app.presence_providers import build_providers
-from app.who_is_home import WhoIsHome
+from app.presence.providers import build_providers
+from app.presence.daemon import WhoIsHome
 from config import PresenceConfig
 from tests.conftest import RedisServer
 from tests.presence_fakes import PASSWORD, FakeRouter

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from app.presence import HOSTNAME, MAC, Device
-from app.presence_providers import (CommandProvider, ProviderError, RouterProvider, SetupError,
+from app.presence.rules import HOSTNAME, MAC, Device
+from app.presence.providers import (CommandProvider, ProviderError, RouterProvider, SetupError,
                                     build_providers)
 from config import CommandProviderConfig, PresenceConfig, RouterProviderConfig
 from tests.presence_fakes import PASSWORD, FakeRouter

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, SHARED_DATA, needs_shared_data
+from tests.conftest import ROOT, SHARED_DATA, needs_shared_data
 
 
 def replay(source, tmp_path, *extra):

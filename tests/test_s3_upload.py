@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from app import keys, state, uploader
-from app.s3_store import S3Store, make_client
-from app.s3_upload import Service, Uploader
+from app import keys, state
+from app.storage import plan
+from app.storage.s3 import S3Store, make_client
+from app.storage.daemon import Service
+from app.storage.uploader import Uploader
 from config import load_settings
 from tests.s3_fakes import (ISOLATED_AWS_ENV, TEST_CREDENTIALS, MotoS3, add_event, add_training,
                             event_id, free_port, jpeg_bytes)
@@ -60,11 +62,11 @@ def make_uploader(settings, bucket=BUCKET):
 
 
 def tkey(label, eid):
-    return uploader.training_key(PREFIX, "door", label, eid)
+    return plan.training_key(PREFIX, "door", label, eid)
 
 
 def ekey(eid):
-    return uploader.event_key(PREFIX, "door", eid)
+    return plan.event_key(PREFIX, "door", eid)
 
 
 MANIFEST = f"{PREFIX}/door/training/labels.json"

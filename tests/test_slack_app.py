@@ -14,9 +14,10 @@ import time
 
 import pytest
 
-from app import keys, labels, outbox, state
+from app import health, keys, outbox, state
+from app.storage import labels
 from app.flask_app import MissingSecretError, create_app
-from app.notifier import Notifier
+from app.slack.notifier import Notifier
 from config import load_settings
 from tests.conftest import ROOT, free_port
 from tests.slack_fakes import (CHANNEL, SECRET, TOKEN, FakeSlack, click_body, command_body, make_event,
@@ -186,7 +187,7 @@ def test_status_reports_everything_the_owner_asks_about(client, r, settings):
     state.set_json(r, keys.HOME, ["alice", "bob"])
     make_event(settings.data_dir, r)
     r.set(keys.UNVERIFIED_COUNT, 3)
-    state.write_heartbeat(r, "security_system", "watching", None)
+    health.write_heartbeat(r, "security_system", "watching", None)
     state.set_json(r, keys.heartbeat("notifier"), {"time": time.time() - 120, "pid": 1, "state": "ok"})
     state.set_json(r, keys.S3_STATUS, {"ok": True, "error": None, "pending": 2, "uploaded": 40, "time": time.time()})
     state.set_json(r, keys.PRESENCE_STATUS, {"time": time.time() - 10, "home": ["alice", "bob"], "no_data": False,
@@ -296,7 +297,7 @@ def test_a_click_labels_the_event_and_a_second_click_changes_it(client, r, setti
     training = settings.data_dir / "training"
     clean = (settings.data_dir / meta["clean"]).read_bytes()
     assert (training / f"{meta['id']}.jpg").read_bytes() == clean
-    entry = labels.read_labels(training)[meta["id"]]
+    entry = labels.read_entries(settings.data_dir)[meta["id"]]
     assert entry["label"] == "occupied" and entry["user_id"] == "U0ALICE" and entry["user_name"] == "alice"
     assert entry["event_time"] == meta["time"] and entry["camera"] == "pycam"
     [job] = outbox_jobs(r)
@@ -306,7 +307,7 @@ def test_a_click_labels_the_event_and_a_second_click_changes_it(client, r, setti
 
     post_click(client, meta["id"], action_id="label_unoccupied", response_url=fake.response_url(),
                user_id="U0BOB", user_name="bob")
-    manifest = labels.read_labels(training)
+    manifest = labels.read_entries(settings.data_dir)
     assert list(manifest) == [meta["id"]]
     assert manifest[meta["id"]]["label"] == "unoccupied" and manifest[meta["id"]]["user_id"] == "U0BOB"
 
@@ -328,19 +329,19 @@ def test_a_click_end_to_end_reaches_slack_through_the_notifier(client, r, settin
     assert call.params["replace_original"] is True
     assert call.params["text"].endswith("Tagged occupied by @alice")
     assert any("Tagged *occupied* by <@U0OWNER>" in json.dumps(b) for b in call.params["blocks"])
-    assert labels.read_labels(settings.data_dir / "training")[meta["id"]]["label"] == "occupied"
+    assert labels.read_entries(settings.data_dir)[meta["id"]]["label"] == "occupied"
     assert r.xpending(keys.SLACK_OUTBOX, keys.SLACK_OUTBOX_GROUP)["pending"] == 0
 
 
 # ------------------------------------------------------------------ health
 
 def test_healthz_lists_stale_processes(client, r):
-    state.write_heartbeat(r, "security_system", "watching", None)
+    health.write_heartbeat(r, "security_system", "watching", None)
     resp = client.get("/healthz")
     assert resp.status_code == 200
     assert resp.json == {"ok": False, "redis": True, "stale": ["notifier", "flask_app"]}
-    state.write_heartbeat(r, "notifier", "ok", None)
-    state.write_heartbeat(r, "flask_app", "ok", None)
+    health.write_heartbeat(r, "notifier", "ok", None)
+    health.write_heartbeat(r, "flask_app", "ok", None)
     assert client.get("/healthz").json == {"ok": True, "redis": True, "stale": []}
 
 
@@ -354,7 +355,7 @@ def test_healthz_is_503_when_redis_is_down(settings):
 
 def test_the_manifest_registers_every_command_and_the_interactivity_url():
     import yaml
-    from app import commands
+    from app.slack import commands
     manifest = yaml.safe_load((ROOT / "slack-app-manifest.yml").read_text())
     slash = manifest["features"]["slash_commands"]
     reached = {commands.resolve(c["command"], "")[0] for c in slash if c["command"] != "/pycam"}

@@ -1,4 +1,4 @@
-"""`python3 -m app.train`: fits the owner's classifier from a labelled training folder made here."""
+"""`python3 -m app.camera.train`: fits the owner's classifier from a labelled training folder made here."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import config
-from app import train, utils, verifier
+from app import utils
+from app.camera import train, verifier
 from tests.conftest import ROOT
 
 # The bundled sample clip: a person is visible in these frame intervals, the room is empty elsewhere.
@@ -72,7 +73,7 @@ def test_train_learns_the_owner_labels_and_the_trained_stage_uses_them(tmp_path,
     train_ids, held = split(sample_frames)
     make_training_folder(folder, sample_frames, train_ids)
     out = tmp_path / "models" / "trained.npz"
-    report = train.train(folder, out)
+    report = train.train(tmp_path, out)
     assert report["occupied"] >= 10 and report["unoccupied"] >= 10
     assert report["precision"] >= 0.8 and report["recall"] >= 0.8, report
     assert out.is_file() and [p.name for p in out.parent.iterdir()] == ["trained.npz"]  # no temp left
@@ -92,7 +93,7 @@ def test_too_few_labels_of_one_kind_is_refused_and_nothing_is_saved(tmp_path, sa
     empty = [i for i in sample_frames if label_of(i) == "unoccupied"][:4]
     make_training_folder(folder, sample_frames, occupied + empty)
     with pytest.raises(train.TooFewLabels, match="15 occupied and 4 unoccupied"):
-        train.train(folder, tmp_path / "model.npz")
+        train.train(tmp_path / "data", tmp_path / "model.npz")
     clean_env.setenv("PYCAM_DATA_DIR", str(tmp_path / "data"))
     assert train.main([]) == 2
     assert "at least 10 of each" in capsys.readouterr().err
@@ -101,7 +102,7 @@ def test_too_few_labels_of_one_kind_is_refused_and_nothing_is_saved(tmp_path, sa
 
 def test_missing_labels_file_is_a_clear_refusal(tmp_path):
     with pytest.raises(train.TooFewLabels, match="no readable labels file"):
-        train.train(tmp_path / "training", tmp_path / "model.npz")
+        train.train(tmp_path, tmp_path / "model.npz")
 
 
 def test_bad_entries_are_skipped_not_followed(tmp_path, sample_frames):
@@ -112,7 +113,7 @@ def test_bad_entries_are_skipped_not_followed(tmp_path, sample_frames):
     labels["20260102-030000-ffffff"] = {"label": "maybe"}
     labels["20260102-030001-eeeeee"] = {"label": "occupied"}   # labelled but its image is missing
     utils.atomic_write_json(folder / "labels.json", labels)
-    x, y, ids = train.load_dataset(folder)
+    x, y, ids = train.load_dataset(tmp_path)
     assert len(ids) == 6 and "../../etc/passwd" not in ids and x.shape[0] == 6
 
 
@@ -122,7 +123,7 @@ def test_command_line_trains_and_reports(tmp_path, sample_frames):
     env = {"PATH": os.environ.get("PATH", ""), "PYCAM_DATA_DIR": str(tmp_path / "data"),
            "PYCAM_CONFIG": str(tmp_path / "none.yaml")}
     (tmp_path / "none.yaml").write_text("{}\n")
-    run = subprocess.run([sys.executable, "-m", "app.train"], cwd=ROOT, env=env, capture_output=True,
+    run = subprocess.run([sys.executable, "-m", "app.camera.train"], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "cross-validated: precision" in run.stdout and "recall" in run.stdout

@@ -1,6 +1,6 @@
 """The event trigger: when a run of moving frames becomes an alert."""
 from config import TriggerConfig
-from app.trigger import EventTrigger
+from app.camera.trigger import EventTrigger
 
 FPS = 10
 

@@ -8,7 +8,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import config
-from app import verifier
+from app.camera import verifier
 from tests.conftest import SHARED_DATA, needs_shared_data
 
 
@@ -229,7 +229,7 @@ def test_verifier_kind_comes_from_the_environment(clean_env):
 
 
 def test_trained_stage_without_a_model_tells_how_to_make_one(tmp_path):
-    with pytest.raises(config.ConfigError, match="python3 -m app.train"):
+    with pytest.raises(config.ConfigError, match="python3 -m app.camera.train"):
         verifier.build_verifier(cfg(kind="hog,trained"), tmp_path)
     bad = tmp_path / "models" / "trained.npz"
     bad.parent.mkdir()

@@ -5,7 +5,7 @@ Keys (docs/architecture.md), `<prefix>/` left out when the prefix is empty:
     <prefix>/<camera>/training/labels.json              the labels manifest, beside them
     <prefix>/<camera>/events/<YYYY-MM-DD>/<event id>.jpg  an event snapshot (opt-in)
 
-The ledger (`<data dir>/uploads.json`, rewritten atomically by app/s3_upload.py) holds only what S3
+The ledger (`<data dir>/uploads.json`, rewritten atomically by app/storage/uploader.py) holds only what S3
 has confirmed (HeadObject showed the same size and checksum after the put):
     {"version": 1, "target": {"endpoint", "bucket"},
      "training": {<event id>: {key, label, size, sha256, md5, time}},
@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app import events
+from app.storage import events
 
-LABELS = ("occupied", "unoccupied")
 LEDGER_VERSION = 1
 
 
@@ -73,21 +72,6 @@ def checked_ledger(raw: Any, target: dict) -> tuple[dict, str | None]:
     if raw.get("target") != target:
         return new_ledger(target), "the bucket or endpoint changed; everything is sent to the new one"
     return raw, None
-
-
-def valid_labels(manifest: Any) -> tuple[dict[str, str], list[str]]:
-    """{event id: label} for the well-formed entries of labels.json, and the ids that were not."""
-    good: dict[str, str] = {}
-    bad: list[str] = []
-    if not isinstance(manifest, dict):
-        return good, bad
-    for event_id, entry in manifest.items():
-        label = entry.get("label") if isinstance(entry, dict) else None
-        if events.is_event_id(event_id) and label in LABELS:
-            good[event_id] = label
-        else:
-            bad.append(str(event_id)[:40])
-    return good, bad
 
 
 def plan_training(labels: dict[str, str], images: dict[str, int], done: dict[str, dict],

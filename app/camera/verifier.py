@@ -8,7 +8,7 @@ Stages (`verifier.kind`, chainable, run in order, the first "no" wins):
   none     always passes;
   hog      OpenCV's built-in HOG people detector on the motion region;
   onnx     a detector model the owner provides (SSD- or YOLO-style export), run with cv2.dnn;
-  trained  the classifier `python3 -m app.train` fitted on the owner's Slack labels.
+  trained  the classifier `python3 -m app.camera.train` fitted on the owner's Slack labels.
 Everything here is pure apart from loading model files at build time.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 import config
-from app import train
+from app.camera import train
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ class OnnxVerifier(Verifier):
 
 
 class TrainedVerifier(Verifier):
-    """`trained`: the owner's own occupied / unoccupied classifier (app.train) on the whole frame."""
+    """`trained`: the owner's own occupied / unoccupied classifier (app.camera.train) on the whole frame."""
     name = "trained"
 
     def __init__(self, cfg: config.VerifierConfig, path: Path):
@@ -243,7 +243,7 @@ class TrainedVerifier(Verifier):
             self.model = train.load_model(path)
         except FileNotFoundError:
             raise config.ConfigError(f"verifier.trained_path = {str(path)!r}: no trained model yet; label "
-                                     "events in Slack, then run `python3 -m app.train`") from None
+                                     "events in Slack, then run `python3 -m app.camera.train`") from None
         except ValueError as e:
             raise config.ConfigError(f"verifier.trained_path = {str(path)!r}: {e}") from None
 
@@ -292,19 +292,9 @@ def build_verifier(cfg: config.VerifierConfig, data_dir: Path) -> Verifier:
         elif kind == "onnx":
             if not cfg.model_path:
                 raise config.ConfigError("verifier.kind includes onnx but verifier.model_path is not set")
-            stages.append(OnnxVerifier(cfg, _resolve(cfg.model_path, data_dir)))
+            stages.append(OnnxVerifier(cfg, train.resolve(cfg.model_path, data_dir)))
         elif kind == "trained":
-            stages.append(TrainedVerifier(cfg, trained_model_path(cfg, data_dir)))
+            stages.append(TrainedVerifier(cfg, train.trained_model_path(cfg, data_dir)))
     if not stages:
         return PassVerifier()
     return stages[0] if len(stages) == 1 else ChainVerifier(stages)
-
-
-def trained_model_path(cfg: config.VerifierConfig, data_dir: Path) -> Path:
-    """Where app.train saves and the trained stage loads the classifier."""
-    return _resolve(cfg.trained_path, data_dir) if cfg.trained_path else Path(data_dir) / "models" / "trained.npz"
-
-
-def _resolve(path: str, data_dir: Path) -> Path:
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else Path(data_dir) / p

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from app.presence import HOSTNAME, MAC, Device, normalize_hostname, normalize_mac, parse_device
+from app.presence.rules import HOSTNAME, MAC, Device, normalize_hostname, normalize_mac, parse_device
 
 log = logging.getLogger(__name__)
 

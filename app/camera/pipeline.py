@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from config import Settings
-from app.detector import MotionDetector, MotionResult
-from app.trigger import EventTrigger, Step
+from app.camera.detector import MotionDetector, MotionResult
+from app.camera.trigger import EventTrigger, Step
 
 
 class Pipeline:
@@ -32,25 +32,3 @@ class Pipeline:
         size = self.detector.size
         f = frame_width / size[0] if size else 1.0
         return [[round(v * f) for v in b] for b in boxes]
-
-
-RECHECK_EVERY_S = 0.5   # a refused event is checked again on a newer frame this often...
-RECHECK_FOR_S = 10.0    # ...for this long after its trigger, while it keeps moving
-
-
-class Recheck:
-    """When to verify a refused event again: a person entering close to the camera shows only a
-    head at the trigger frame; a few frames later the verifier sees the whole body."""
-
-    def __init__(self, trigger_time: float):
-        self.next = trigger_time + RECHECK_EVERY_S
-        self.deadline = trigger_time + RECHECK_FOR_S
-
-    def due(self, now: float, moving: bool) -> bool:
-        return moving and self.next <= now <= self.deadline
-
-    def checked(self, now: float) -> None:
-        self.next = now + RECHECK_EVERY_S
-
-    def expired(self, now: float) -> bool:
-        return now > self.deadline

@@ -1,4 +1,4 @@
-"""Who is home, and whether to arm: pure logic, no I/O (app/who_is_home.py does the I/O).
+"""Who is home, and whether to arm: pure logic, no I/O (app/presence/daemon.py does the I/O).
 
 A person is home as soon as one of their devices is seen, and away only after none has been seen
 for `consider_home_s` (phones drop off Wi-Fi while they sleep). A poll in which no working
@@ -7,32 +7,16 @@ leaving, and while anyone is in that state the camera is not armed.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from app.arming import manual_holds
+from config_sections.devices import normalize_hostname, normalize_mac
+
 MAC, HOSTNAME = "mac", "hostname"
 
-_MAC_SEP = re.compile(r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$")
-_MAC_BARE = re.compile(r"^[0-9a-f]{12}$|^[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}$")
-_HOSTNAME = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
-
-
-def normalize_mac(text: str) -> str | None:
-    """'AA-BB-CC-DD-EE-FF', 'aabbccddeeff' or 'aabb.ccdd.eeff' -> 'aa:bb:cc:dd:ee:ff'; None if not a MAC."""
-    t = str(text).strip().lower()
-    if _MAC_SEP.match(t):
-        return t.replace("-", ":")
-    if _MAC_BARE.match(t):
-        h = t.replace(".", "")
-        return ":".join(h[i:i + 2] for i in range(0, 12, 2))
-    return None
-
-
-def normalize_hostname(text: str) -> str | None:
-    """Hostnames compare case-insensitively, without a trailing dot; None when empty or unprintable."""
-    t = str(text).strip().rstrip(".").lower()
-    return t if _HOSTNAME.match(t) else None
+__all__ = ["MAC", "HOSTNAME", "normalize_mac", "normalize_hostname", "manual_holds", "Device", "parse_device",
+           "mask_mac", "is_randomised", "Person", "Sightings", "Outcome", "Tracker", "Decision", "decide"]
 
 
 @dataclass(frozen=True)
@@ -149,12 +133,6 @@ class Decision:
 
 def _names(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def manual_holds(manual, home: list[str]) -> bool:
-    """A manual /pycam_on|off holds while `home` is exactly what it was when the command was given."""
-    return (isinstance(manual, dict) and isinstance(manual.get("home"), list)
-            and set(map(str, manual["home"])) == set(home))
 
 
 def decide(outcome: Outcome, *, auto: bool, armed: bool, manual, people_configured: bool = True) -> Decision:

@@ -28,13 +28,18 @@ def is_event_id(value: object) -> bool:
     return isinstance(value, str) and EVENT_ID_RE.match(value) is not None
 
 
+def events_root(data_dir: Path) -> Path:
+    """The events folder under the data dir (one folder per day inside)."""
+    return Path(data_dir) / "events"
+
+
 def event_dir(data_dir: Path, event_id: str) -> Path:
     """The day folder an event's files live in (derived from the id, so no lookup is needed)."""
     m = EVENT_ID_RE.match(event_id)
     if m is None:
         raise ValueError("not an event id")
     day = m.group(1)
-    return Path(data_dir) / "events" / f"{day[:4]}-{day[4:6]}-{day[6:]}"
+    return events_root(data_dir) / f"{day[:4]}-{day[4:6]}-{day[6:]}"
 
 
 def event_files(data_dir: Path, event_id: str) -> dict[str, Path]:
@@ -44,23 +49,12 @@ def event_files(data_dir: Path, event_id: str) -> dict[str, Path]:
             "meta": d / f"{event_id}.json"}
 
 
-def annotate(image, boxes, label: str):
-    """A copy of `image` with the motion boxes and a time label drawn on it."""
-    import cv2
-    out = image.copy()
-    for x, y, w, h in boxes:
-        cv2.rectangle(out, (x, y), (x + w, y + h), (0, 255, 0), 2)
-    cv2.putText(out, label, (10, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 3)
-    cv2.putText(out, label, (10, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 1)
-    return out
-
-
 class EventStore:
     """Writes events to disk atomically (images first, metadata last) and enforces retention."""
 
     def __init__(self, data_dir: Path, cfg):
         self.data_dir = Path(data_dir)
-        self.root = self.data_dir / "events"
+        self.root = events_root(self.data_dir)
         self.cfg = cfg
 
     def save(self, meta: dict, snapshot_jpg: bytes, clean_jpg: bytes) -> dict:

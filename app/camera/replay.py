@@ -3,10 +3,11 @@ with no Redis and no Slack. Used to tune the detector and by the benchmarks.
 
 One JSON line per alert: trigger_frame (0-based, decode order), start_frame, end_frame,
 trigger_time, peak_area (fraction of the frame), area, boxes (input pixels) and, when a verifier
-is configured, its verdict. The verifier runs exactly as live: on the trigger frame, then, while
-a refused event keeps moving, on a newer frame every 0.5 s for up to 10 s; an alert that passes
-late carries the frame it passed on as trigger_frame. Alerts the verifier refuses are not written:
-the output is what the owner would have been sent.
+is configured, its verdict. The verifier runs by the live policy, the same code
+(app/camera/verification.py): on the trigger frame, then, while a refused event keeps moving, on a
+newer frame every 0.5 s for up to 10 s; an alert that passes late carries the frame it passed on as
+trigger_frame. Only the verifier's speed differs: replay waits for each verdict. Alerts the
+verifier refuses are not written: the output is what the owner would have been sent.
 """
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ import cv2
 import numpy as np
 
 import config
-from app.camera import EndOfStream, open_source
-from app.pipeline import Pipeline, Recheck
+from app.camera.sources import EndOfStream, open_source
+from app.camera.pipeline import Pipeline
+from app.camera.verification import Candidate, Judgement, Verification, run_now
 
 
 def run_replay(settings: config.Settings, events_out: str, frames_out: str | None = None,
@@ -28,14 +30,21 @@ def run_replay(settings: config.Settings, events_out: str, frames_out: str | Non
     source = open_source(settings.camera, realtime=False, loop=False)
     pipeline = Pipeline(settings)
     alerts: list[dict] = []
-    open_alert: dict | None = None
-    recheck: Recheck | None = None
+    open_alert: dict | None = None          # the alert whose event is still going on
+    judging: tuple[dict, Verification] | None = None
+    submit = run_now(verifier.verify) if verifier is not None else None
     frames_file = open(frames_out, "w", newline="") if frames_out else None
     writer = csv.writer(frames_file) if frames_file else None
     if writer:
         writer.writerow(["frame", "time", "motion", "area", "reason"])
     if masks_out:
         Path(masks_out).mkdir(parents=True, exist_ok=True)
+
+    def candidate(frame, result) -> Candidate:
+        image = frame.snapshot()
+        return Candidate(frame.index, frame.time, frame.time, image,
+                         pipeline.scale_boxes(result.boxes, image.shape[1]), result.area)
+
     try:
         while True:
             try:
@@ -59,28 +68,24 @@ def run_replay(settings: config.Settings, events_out: str, frames_out: str | Non
                 ev = step.alert
                 image = frame.snapshot()
                 boxes = pipeline.scale_boxes(ev.boxes, image.shape[1])
-                alert = {"trigger_frame": ev.alert_frame, "start_frame": ev.start_frame,
-                         "end_frame": ev.end_frame, "trigger_time": round(ev.alert_time, 3),
-                         "peak_area": round(ev.peak_area, 5), "area": round(ev.area, 5), "boxes": boxes}
-                alerts.append(alert)
-                open_alert = alert
-                recheck = None
-                if verifier is not None:
-                    _judge(alert, verifier.verify([image], boxes))
-                    recheck = None if alert["verified"] else Recheck(frame.time)
+                open_alert = {"trigger_frame": ev.alert_frame, "start_frame": ev.start_frame,
+                              "end_frame": ev.end_frame, "trigger_time": round(ev.alert_time, 3),
+                              "peak_area": round(ev.peak_area, 5), "area": round(ev.area, 5), "boxes": boxes}
+                alerts.append(open_alert)
+                if judging is not None:
+                    _judged(judging[0], judging[1].interrupt())
+                judging = (open_alert, Verification(submit, image, boxes, frame.time)) if submit else None
             elif open_alert is not None and result.motion:
                 open_alert["end_frame"] = frame.index
                 open_alert["peak_area"] = max(open_alert["peak_area"], round(result.area, 5))
-                if recheck is not None and recheck.due(frame.time, True):
-                    recheck.checked(frame.time)
-                    image = frame.snapshot()
-                    boxes = pipeline.scale_boxes(result.boxes, image.shape[1])
-                    if _judge(open_alert, verifier.verify([image], boxes)):
-                        open_alert.update(trigger_frame=frame.index, trigger_time=round(frame.time, 3),
-                                          boxes=boxes, area=round(result.area, 5))
-                        recheck = None
-            if open_alert is None or (recheck is not None and recheck.expired(frame.time)):
-                recheck = None
+            if judging is not None:
+                alert, verification = judging
+                judgement = verification.advance(frame.time, alert is open_alert, frame, result, candidate)
+                if judgement is not None:
+                    _judged(alert, judgement)
+                    judging = None
+        if judging is not None:
+            _judged(judging[0], judging[1].interrupt())
     finally:
         source.close()
         if frames_file:
@@ -92,9 +97,14 @@ def run_replay(settings: config.Settings, events_out: str, frames_out: str | Non
     return sent
 
 
-def _judge(alert: dict, verdict) -> bool:
-    """Record a verifier's verdict on an alert; True when it passed."""
-    alert["verified"] = bool(verdict.passed)
-    alert["verifier"] = {"stage": verdict.stage, "score": round(float(verdict.score), 3),
-                         "reason": verdict.reason}
-    return alert["verified"]
+def _judged(alert: dict, judgement: Judgement) -> None:
+    """Record a verifier's verdict on an alert; a pass on a later frame moves its trigger there."""
+    verdict = judgement.verdict
+    alert["verified"] = judgement.passed is not False   # no verdict at all: sent, as live
+    if verdict is not None:
+        alert["verifier"] = {"stage": verdict.stage, "score": round(float(verdict.score), 3),
+                             "reason": verdict.reason}
+    later = judgement.candidate
+    if judgement.passed and later is not None:
+        alert.update(trigger_frame=later.index, trigger_time=round(later.time, 3), boxes=later.boxes,
+                     area=round(later.area, 5))

@@ -11,9 +11,10 @@ import time
 
 from flask import Blueprint, abort, current_app, jsonify, request
 
-from app import commands, outbox, state
-from app.slack_messages import ephemeral
-from app.slack_verify import parse_form, verified_body
+from app import health, outbox, state
+from app.slack import buttons, commands
+from app.slack.messages import ephemeral
+from app.slack.verify import parse_form, verified_body
 
 log = logging.getLogger(__name__)
 bp = Blueprint("slack", __name__)
@@ -63,7 +64,7 @@ def interactive():
         payload = json.loads(form.get("payload", ""))
     except ValueError:
         abort(400)
-    click = commands.parse_label_click(payload)
+    click = buttons.parse_label_click(payload)
     if click is None:
         log.warning("Refused an interactive payload that is not a known label click")
         abort(400)
@@ -74,7 +75,7 @@ def interactive():
                 "response", response_url=click.response_url, replace_original=False,
                 response_type="ephemeral", text=NOT_ALLOWED.format(user=click.user_id)))
         else:
-            commands.label_event(ctx.r, ctx.settings, click)
+            buttons.label_event(ctx.r, ctx.settings, click)
     except state.REDIS_DOWN as e:
         log.error("Redis unreachable while labelling %s: %s", click.event_id, type(e).__name__)
         return jsonify(ephemeral(REDIS_DOWN_TEXT))
@@ -87,10 +88,10 @@ def healthz():
     ctx = _ctx()
     try:
         ctx.r.ping()
-        beats = state.read_heartbeats(ctx.r)
+        beats = health.read_heartbeats(ctx.r)
     except state.REDIS_DOWN:
         return jsonify({"ok": False, "redis": False, "stale": []}), 503
     now = time.time()
-    stale = [name for name in commands.expected_processes(ctx.settings)
-             if commands.is_stale(beats.get(name), ctx.settings.heartbeat_ttl_s, now)]
+    stale = [name for name in health.expected_processes(ctx.settings)
+             if health.is_stale(beats.get(name), ctx.settings.heartbeat_ttl_s, now)]
     return jsonify({"ok": not stale, "redis": True, "stale": stale})

@@ -1,4 +1,4 @@
-"""Fit the owner's own "is someone there?" classifier from the Slack labels: `python3 -m app.train`.
+"""Fit the owner's own "is someone there?" classifier from the Slack labels: `python3 -m app.camera.train`.
 
 Reads training/<event id>.jpg and training/labels.json (written by the Slack app), computes cheap
 features (a gradient-orientation histogram grid and a tiny normalised grey image of the whole
@@ -20,15 +20,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from app import events, utils  # noqa: E402
+import config
+from app import utils
+from app.storage import labels
 
 log = logging.getLogger(__name__)
 
 FORMAT = "pycam-trained-v1"
-LABELS = ("occupied", "unoccupied")
 GRID = (128, 72)      # the frame is reduced to this (w, h) for the gradient histograms
 CELL = 8              # pixels per histogram cell
 BINS = 9              # unsigned orientation bins
@@ -154,20 +152,18 @@ def cross_validate(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0, 
             "recall": tp / (tp + fn) if tp + fn else 0.0}
 
 
-def load_dataset(training_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def load_dataset(data_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Feature matrix, labels (1 = occupied) and event ids of every readable labelled image."""
-    labels = utils.read_json_file(Path(training_dir) / "labels.json", default=None)
-    if not isinstance(labels, dict):
-        raise TooFewLabels(f"no readable labels file at {Path(training_dir) / 'labels.json'}: label events "
-                           "with the Occupied / Unoccupied buttons in Slack first (training mode)")
+    manifest = labels.read_manifest(data_dir)
+    where = labels.training_dir(data_dir) / labels.MANIFEST
+    if manifest.raw is None:
+        raise TooFewLabels(f"no readable labels file at {where}: label events with the Occupied / "
+                           "Unoccupied buttons in Slack first (training mode)")
+    for bad in manifest.bad:
+        log.warning("Skipping label entry %r: bad event id or label", bad)
     xs, ys, ids = [], [], []
-    for event_id, entry in sorted(labels.items()):
-        label = entry.get("label") if isinstance(entry, dict) else None
-        # The id names a file, so only a well-formed event id is ever turned into a path.
-        if not events.is_event_id(event_id) or label not in LABELS:
-            log.warning("Skipping label entry %r: bad event id or label", event_id)
-            continue
-        image = cv2.imread(str(Path(training_dir) / f"{event_id}.jpg"))
+    for event_id, label in sorted(manifest.labels.items()):
+        image = cv2.imread(str(labels.image_path(data_dir, event_id)))
         if image is None:
             log.warning("Skipping %s: its image is missing or unreadable", event_id)
             continue
@@ -179,15 +175,15 @@ def load_dataset(training_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str]]
     return np.stack(xs), np.array(ys), ids
 
 
-def train(training_dir: Path, out: Path, min_labels: int = 10, folds: int = 5) -> dict:
-    """Load, cross-validate, fit on everything and save atomically; returns the report."""
+def train(data_dir: Path, out: Path, min_labels: int = 10, folds: int = 5) -> dict:
+    """Load the data dir's training data, cross-validate, fit on everything and save atomically."""
     start = time.monotonic()
-    x, y, ids = load_dataset(training_dir)
+    x, y, ids = load_dataset(data_dir)
     occupied, unoccupied = int(np.sum(y == 1)), int(np.sum(y == 0))
     if occupied < min_labels or unoccupied < min_labels:
         raise TooFewLabels(
             f"too few labelled images to train: {occupied} occupied and {unoccupied} unoccupied in "
-            f"{training_dir}; at least {min_labels} of each are needed. Turn on training mode "
+            f"{labels.training_dir(data_dir)}; at least {min_labels} of each are needed. Turn on training mode "
             "(/training_on in Slack) and press Occupied / Unoccupied on more alerts.")
     folds = max(2, min(folds, occupied, unoccupied))
     cv = cross_validate(x, y, folds=folds)
@@ -200,11 +196,19 @@ def train(training_dir: Path, out: Path, min_labels: int = 10, folds: int = 5) -
     return {**model.info, **cv, "path": str(out)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    import config
-    from app import verifier
+def trained_model_path(cfg: config.VerifierConfig, data_dir: Path) -> Path:
+    """Where this module saves and the `trained` verifier stage loads the classifier."""
+    return resolve(cfg.trained_path, data_dir) if cfg.trained_path else Path(data_dir) / "models" / "trained.npz"
 
-    ap = argparse.ArgumentParser(prog="python3 -m app.train", description=__doc__.splitlines()[0])
+
+def resolve(path: str, data_dir: Path) -> Path:
+    """A model path from the settings: relative paths are inside the data dir."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else Path(data_dir) / p
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python3 -m app.camera.train", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, help="where to save the model (default: verifier.trained_path "
                                              "or <data_dir>/models/trained.npz)")
     ap.add_argument("--min-labels", type=int, default=10, help="least labels of each kind (default 10)")
@@ -212,9 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     settings = config.load_or_exit()
     utils.setup_logging("train", settings.log_level)
-    out = args.out or verifier.trained_model_path(settings.verifier, settings.data_dir)
+    out = args.out or trained_model_path(settings.verifier, settings.data_dir)
     try:
-        report = train(settings.training_dir, out, min_labels=max(2, args.min_labels), folds=args.folds)
+        report = train(settings.data_dir, out, min_labels=max(2, args.min_labels), folds=args.folds)
     except TooFewLabels as e:
         print(f"pycam train: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,65 @@
+"""The camera daemon's control from Redis: a link that never stalls the frame loop, and the
+switches it obeys (armed, notifications, training mode, the pan-tilt target).
+
+Redis being down never stops the camera: calls fail fast and are not retried for a second; the
+last switches read stay in force, and recorded events wait (app/camera/publisher.py).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from app import keys, state
+from app.backoff import Backoff
+
+log = logging.getLogger("security_system")
+RETRY_S = 1.0   # flat: a failed call costs the frame loop a connect timeout, so not more often than this
+
+
+class RedisLink:
+    """Runs Redis calls for the frame loop: a failure marks Redis down and skips calls for RETRY_S."""
+
+    def __init__(self, r):
+        self.r = r
+        self.ok = False
+        self.tried = False
+        self.backoff = Backoff(RETRY_S, RETRY_S)
+
+    def call(self, fn, *args, **kwargs):
+        """fn(*args) or None when Redis is (or was very recently) unreachable."""
+        if not self.ok and not self.backoff.ready():
+            return None
+        try:
+            result = fn(*args, **kwargs)
+        except state.REDIS_DOWN as e:
+            if self.ok or not self.tried:
+                log.warning("Redis unreachable (%s); the camera keeps recording", type(e).__name__)
+            self.ok, self.tried = False, True
+            self.backoff.failed()
+            return None
+        if not self.ok:
+            log.info("Redis reachable")
+            self.ok, self.tried = True, True
+            self.backoff.reset()
+        return result
+
+
+@dataclass
+class Switches:
+    """What the owner asked for, as last read from Redis."""
+    armed: bool = False
+    notifications: bool = True
+    training: bool = False
+    pantilt_target: object = None
+
+
+CONTROL_KEYS = (keys.CAMERA_STATUS, keys.CAMERA_NOTIFICATIONS, keys.TRAINING_MODE, keys.PANTILT)
+
+
+def read_switches(r) -> Switches:
+    """The switches in one round trip (flags decoded by the one rule in app.state)."""
+    raw = r.mget(CONTROL_KEYS)
+    return Switches(armed=state.decode_flag(keys.CAMERA_STATUS, raw[0]),
+                    notifications=state.decode_flag(keys.CAMERA_NOTIFICATIONS, raw[1]),
+                    training=state.decode_flag(keys.TRAINING_MODE, raw[2]),
+                    pantilt_target=state.decode_json(raw[3]))

@@ -1,0 +1,320 @@
+"""The camera daemon: watches the camera, detects motion, records events, queues Slack alerts.
+
+    python3 app/security_system.py            # the daemon (armed by /pycam_on or presence)
+    python3 app/security_system.py --arm      # arm at start (the demo)
+    python3 app/security_system.py --replay --source SRC --events-out FILE.jsonl
+        [--frames-out FILE.csv] [--masks-out DIR]   # offline, no Redis, no Slack
+
+Its parts, each with one job: the source (app/camera/sources.py) and the frame step here; the
+detector and trigger (pipeline.py); the verifier policy (verification.py, shared with replay);
+the event recorder, the only writer of an event's files (recorder.py); the switches read from
+Redis (control.py) and the events published to it (publisher.py).
+
+Order of work for an alert: snapshot and metadata on disk, then (one Redis transaction) the
+`events` stream, `latest_image` and the Slack job. Redis being down never stops the camera:
+unpublished events wait in memory and on disk and are published once it is back.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+
+import config
+from app import health, keys, state
+from app.backoff import Backoff
+from app.camera.control import RedisLink, Switches, read_switches
+from app.camera.pipeline import Pipeline
+from app.camera.publisher import Publisher
+from app.camera.recorder import EventRecorder
+from app.camera.replay import run_replay
+from app.camera.sources import EndOfStream, SourceError, open_source
+from app.camera.verification import Candidate, Verification
+from app.storage.events import EventStore
+from app.utils import StopFlag, setup_logging
+
+log = logging.getLogger("security_system")
+PROCESS = "security_system"
+CONTROL_S = 0.25          # how often the armed flag and the pan-tilt target are read
+RETENTION_S = 600         # how often old events are pruned
+
+
+class CameraDaemon:
+    """The live loop. Collaborators (Redis client, source opener, pan-tilt, verifier) are injected."""
+
+    def __init__(self, settings: config.Settings, r, stop, open_source=open_source,
+                 pantilt=None, verifier=None, arm: bool = False):
+        self.s = settings
+        self.stop = stop
+        self.open_source = open_source
+        self.pantilt = pantilt
+        self.verifier = verifier
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="verify") if verifier else None
+        self.link = RedisLink(r)
+        self.switches = Switches()
+        self.store = EventStore(settings.data_dir, settings.events)
+        self.recorder = EventRecorder(self.store, settings.camera.name, settings.events.jpeg_quality)
+        self.publisher = Publisher(self.link, settings.events.stream_maxlen, lambda: self.switches,
+                                   self.recorder.published)
+        self.pipeline = Pipeline(settings)
+        self.verifying: tuple[dict, Verification] | None = None   # an event waiting for its verdict
+        self.arm_at_start = arm
+        self.recovered = False
+        self.source = None
+        self.source_state = "closed"
+        self.reopen = Backoff(1.0, settings.camera.reopen_max_s)
+        self.last_error = ""
+        self.frames = 0
+        self.next_control = self.next_beat = self.next_retention = 0.0
+
+    # ---------- control from Redis ----------
+    def poll_control(self) -> None:
+        """Read the switches (one round trip); keep the last values while Redis is down."""
+        switches = self.link.call(read_switches, self.link.r)
+        if switches is None:
+            return
+        if not self.recovered:   # first contact: defaults, --arm, and events a crash left unpublished
+            self.recovered = True
+            self.link.call(state.init_flags, self.link.r)
+            if self.arm_at_start:
+                self.link.call(state.set_flag, self.link.r, keys.CAMERA_STATUS, True)
+                switches.armed = True
+            self.publisher.recover(self.store.recent())
+        if switches.armed != self.switches.armed:
+            self.set_armed(switches.armed)
+        if switches.pantilt_target != self.switches.pantilt_target:
+            self.move_camera(switches.pantilt_target)
+        self.switches = switches
+
+    def set_armed(self, armed: bool) -> None:
+        """Arm (open the camera, learn the background afresh) or disarm (release the camera)."""
+        self.switches.armed = armed
+        log.info("Camera %s", "armed" if armed else "disarmed")
+        if not armed:
+            self._end_event()
+            self._close_source()
+        else:
+            self.reopen.reset()
+
+    def move_camera(self, target) -> None:
+        """Point the Pan-Tilt HAT at the target, then re-learn the background (no alert for the move)."""
+        if not isinstance(target, dict) or self.pantilt is None:
+            return
+        try:
+            pan, tilt = self.pantilt.move(int(target["pan"]), int(target["tilt"]))
+        except (KeyError, TypeError, ValueError, OSError) as e:
+            log.warning("Pan-tilt move to %r failed: %s", target, e)
+            return
+        self.stop.wait(self.s.pantilt.settle_s)
+        self.pipeline.relearn(time.time())
+        self._write_pantilt_position(pan, tilt)
+        log.info("Camera moved to pan %d tilt %d; background re-learned", pan, tilt)
+
+    def _write_pantilt_position(self, pan=None, tilt=None) -> None:
+        present = self.pantilt is not None
+        if present and pan is None:
+            try:
+                pan, tilt = self.pantilt.position()
+            except OSError:
+                pass
+        self.link.call(state.set_json, self.link.r, keys.PANTILT_POSITION,
+                       {"pan": pan, "tilt": tilt, "present": present, "time": time.time()})
+
+    def heartbeat(self) -> None:
+        # A stream URL may carry a password (rtsp://user:pass@...): never put it in Redis.
+        source = self.s.camera.source
+        detail = {"source": source if "://" not in source else "stream", "frames": self.frames,
+                  "events": self.recorder.count, "pending": len(self.publisher.pending), "error": self.last_error}
+        self.link.call(health.write_heartbeat, self.link.r, PROCESS,
+                       self.source_state if self.switches.armed else "disarmed", detail, self.s.heartbeat_ttl_s)
+
+    # ---------- the camera ----------
+    def _close_source(self) -> None:
+        if self.source is not None:
+            self.source.close()
+            self.source = None
+        self.source_state = "closed"
+
+    def _open(self) -> bool:
+        if self.source_state == "ended" or not self.reopen.ready():   # a file that ended waits for a re-arm
+            return False
+        try:
+            self.source = self.open_source(self.s.camera)
+        except SourceError as e:
+            self.last_error = str(e)
+            self.source_state = "reopening"
+            log.warning("%s; retrying in %.0f s", e, self.reopen.failed())
+            return False
+        self.source_state, self.last_error = "running", ""
+        self.reopen.reset()
+        self.pipeline.relearn(time.time())
+        log.info("Camera source open (%.1f fps)", getattr(self.source, "fps", 0) or 0)
+        return True
+
+    def step(self) -> None:
+        """Read and process one frame (armed and with an open source)."""
+        try:
+            frame = self.source.read()
+        except EndOfStream:
+            log.info("The file source ended; idle until disarmed and re-armed")
+            self._end_event()
+            self._close_source()
+            self.source_state = "ended"
+            return
+        except SourceError as e:
+            self.last_error = str(e)
+            log.warning("%s; reopening", e)
+            self._end_event()
+            self._close_source()
+            self.source_state = "reopening"
+            return
+        self.frames += 1
+        result, step = self.pipeline.step(frame.index, frame.time, frame.detect)
+        if step.ended is not None:
+            self._end_event(step.ended)
+        if step.alert is not None:
+            self._alert(frame, step.alert)
+        elif self.recorder.current is not None:
+            self.recorder.moving(result.area)
+        self._advance_verification(frame.time, frame, result)
+
+    # ---------- events ----------
+    def _alert(self, frame, alert) -> None:
+        """Record the event on disk, then have it verified (or publish it at once)."""
+        image = frame.snapshot()
+        boxes = self.pipeline.scale_boxes(alert.boxes, image.shape[1])
+        meta = self.recorder.record(image, boxes, alert, taken=time.time())
+        # One line per event on stdout, whatever the logging: what `make run` shows as it fires.
+        print(f"EVENT {meta['id']} at {meta['time_iso']} area {alert.area:.3f} snapshot {meta['snapshot']}",
+              flush=True)
+        if self.pool is None:
+            self.publisher.add(meta)
+            return
+        if self.verifying is not None:   # the previous event is still being judged
+            self._judged(self.verifying[0], self.verifying[1].interrupt())
+        submit = lambda img, bxs: self.pool.submit(self.verifier.verify, [img], bxs)  # noqa: E731
+        self.verifying = (meta, Verification(submit, image, boxes, frame.time))
+
+    def _candidate(self, frame, result) -> Candidate:
+        """A newer frame of the event for the verifier to look at."""
+        image = frame.snapshot()
+        return Candidate(frame.index, frame.time, time.time(), image,
+                         self.pipeline.scale_boxes(result.boxes, image.shape[1]), result.area)
+
+    def _advance_verification(self, now: float, frame=None, result=None) -> None:
+        if self.verifying is None:
+            return
+        meta, verification = self.verifying
+        judgement = verification.advance(now, meta is self.recorder.current, frame, result, self._candidate)
+        if judgement is not None:
+            self._judged(meta, judgement)
+
+    def _judged(self, meta: dict, judgement) -> None:
+        self.verifying = None
+        self.recorder.judged(meta, judgement)
+        self.publisher.add(meta)
+
+    def _end_event(self, ended=None) -> None:
+        """An event ended (or the camera stopped): record its end and peak on disk."""
+        if ended is None:
+            ended = self.pipeline.trigger.finish()
+        self.recorder.ended(ended.peak_area if ended is not None else None)
+
+    # ---------- the loop ----------
+    def run(self) -> None:
+        log.info("Camera daemon starting (source %s)", "stream" if "://" in self.s.camera.source
+                 else self.s.camera.source)
+        self._write_pantilt_position()
+        try:
+            while not self.stop.is_set():
+                now = time.monotonic()
+                if now >= self.next_control:
+                    self.next_control = now + CONTROL_S
+                    self.poll_control()
+                    self.publisher.flush()
+                if now >= self.next_beat:
+                    self.next_beat = now + self.s.heartbeat_s
+                    self.heartbeat()
+                if now >= self.next_retention:
+                    self.next_retention = now + RETENTION_S
+                    deleted = self.store.enforce_retention()
+                    if deleted:
+                        log.info("Retention deleted %d old events", deleted)
+                if self.source is None:
+                    self._advance_verification(time.time())   # the event ended with the source
+                if not self.switches.armed or (self.source is None and not self._open()):
+                    self.stop.wait(0.1)
+                    continue
+                self.step()
+        finally:
+            self._end_event()
+            self._close_source()
+            # An event still being verified stays on disk unpublished (verified: null); the next
+            # start publishes and notifies it, erring on the side of telling the owner.
+            self.publisher.flush()
+            if self.pool:
+                self.pool.shutdown(wait=False, cancel_futures=True)
+            self.link.call(health.write_heartbeat, self.link.r, PROCESS, "stopped", None, self.s.heartbeat_ttl_s)
+            log.info("Camera daemon stopped")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--arm", action="store_true", help="arm the camera at start")
+    ap.add_argument("--replay", action="store_true", help="process a file offline, as fast as possible")
+    ap.add_argument("--source", help="camera source (overrides the configured one)")
+    ap.add_argument("--events-out", help="replay: one JSON line per alert")
+    ap.add_argument("--frames-out", help="replay: per-frame CSV (frame, time, motion, area, reason)")
+    ap.add_argument("--masks-out", help="replay: foreground masks as PNG at the input size")
+    return ap.parse_args(argv)
+
+
+def build_verifier(settings):
+    """The configured verification chain, or None when it is only 'none'."""
+    if list(settings.verifier.kind) in ([], ["none"]):
+        return None
+    from app.camera.verifier import build_verifier as build
+    return build(settings.verifier, settings.data_dir)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    # The per-frame work is small: OpenCV's worker threads would cost more CPU than they save.
+    cv2.setNumThreads(1)
+    settings = config.load_or_exit()
+    if args.source:
+        settings.camera.source = args.source
+    if args.replay:
+        setup_logging(PROCESS, "WARNING")
+        if not args.events_out:
+            raise SystemExit("pycam: --replay needs --events-out FILE.jsonl")
+        try:
+            verifier = build_verifier(settings)
+        except config.ConfigError as e:
+            raise SystemExit(f"pycam: {e}") from None
+        try:
+            run_replay(settings, args.events_out, args.frames_out, args.masks_out, verifier)
+        except SourceError as e:
+            raise SystemExit(f"pycam: {e}") from None
+        return 0
+    setup_logging(PROCESS, settings.log_level, settings.logs_dir)
+    try:
+        verifier = build_verifier(settings)
+    except config.ConfigError as e:
+        raise SystemExit(f"pycam: {e}") from None
+    stop = StopFlag().install()
+    r = state.connect(settings.redis_url, PROCESS, socket_timeout=1.0, connect_timeout=0.5, retries=1)
+    pantilt = None
+    if settings.pantilt.enabled != "off":
+        from app.camera.pantilt import open_pantilt
+        pantilt = open_pantilt(settings.pantilt)
+    CameraDaemon(settings, r, stop, pantilt=pantilt, verifier=verifier, arm=args.arm).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

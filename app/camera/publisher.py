@@ -1,0 +1,69 @@
+"""Publishing recorded events to Redis: the `events` stream, `latest_image` and the Slack alert job,
+in one transaction per event, oldest first. While Redis is down the events wait here (and on
+disk); after a restart, events that reached the disk but not Redis are found and published once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+from app import keys, outbox
+from app.camera.control import RedisLink
+
+log = logging.getLogger("security_system")
+
+
+class Publisher:
+    """Publishes recorded events in order: the events stream, latest image and Slack job, in one
+    transaction per event; a restart finds events that reached the disk but not Redis."""
+
+    def __init__(self, link: RedisLink, stream_maxlen: int, switches, on_published):
+        self.link = link
+        self.stream_maxlen = stream_maxlen
+        self.switches = switches             # () -> Switches: notifications and training as they are now
+        self.on_published = on_published     # called with each meta once it is in Redis
+        self.pending: list[dict] = []        # recorded, not yet published
+
+    def add(self, meta: dict) -> None:
+        """Queue an event whose verdict is known, and publish what can be published now."""
+        self.pending.append(meta)
+        self.flush()
+
+    def flush(self) -> None:
+        """Publish the pending events, oldest first, until Redis fails."""
+        while self.pending:
+            meta = self.pending[0]
+            if self.link.call(self._publish, meta) is None:
+                return
+            self.pending.pop(0)
+            self.on_published(meta)
+
+    def _publish(self, meta: dict) -> bool:
+        r = self.link.r
+        if r.exists(keys.event_published(meta["id"])):
+            return True
+        switches = self.switches()
+        notify = switches.notifications and meta.get("verified") is not False
+        meta["notified"] = notify
+        pipe = r.pipeline(transaction=True)
+        pipe.xadd(keys.EVENTS, {"event": json.dumps(meta)}, maxlen=self.stream_maxlen, approximate=True)
+        pipe.set(keys.LATEST_IMAGE, json.dumps({"event_id": meta["id"], "path": meta["snapshot"],
+                                                "time": meta["time"]}))
+        if meta.get("verified") is False:
+            pipe.incr(keys.UNVERIFIED_COUNT)
+        if notify:
+            outbox.enqueue(pipe, outbox.make_job(
+                "alert", f"alert:{meta['id']}", event_id=meta["id"], time=meta["time"],
+                area=meta["area"], snapshot=meta["snapshot"], boxes=meta["boxes"], training=switches.training))
+        pipe.set(keys.event_published(meta["id"]), 1, ex=30 * 86400)
+        pipe.execute()
+        return True
+
+    def recover(self, recent: list[dict]) -> None:
+        """After a restart: queue the events that reached the disk but not Redis."""
+        def unpublished() -> list[dict]:
+            known = {m["id"] for m in self.pending}
+            return [m for m in recent if m["id"] not in known and not self.link.r.exists(keys.event_published(m["id"]))]
+        for meta in self.link.call(unpublished) or []:
+            log.info("Publishing event %s recorded before a restart", meta["id"])
+            self.pending.append(meta)

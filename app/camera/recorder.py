@@ -1,0 +1,94 @@
+"""The event recorder: the one writer of an event's files while the camera daemon runs.
+
+An event is on disk before anyone is told: the annotated snapshot and the clean frame, then its
+metadata (written last, so its presence means the event is complete). Later writes change only
+the metadata (verdict, end, peak, whether it was notified), or replace the pictures with the frame
+the verifier passed. Layout and atomic writes: app/storage/events.py.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import cv2
+
+from app.camera.verification import Judgement
+from app.storage.events import EventStore, new_event_id
+
+log = logging.getLogger("security_system")
+
+
+def annotate(image, boxes, label: str):
+    """A copy of `image` with the motion boxes and a time label drawn on it."""
+    out = image.copy()
+    for x, y, w, h in boxes:
+        cv2.rectangle(out, (x, y), (x + w, y + h), (0, 255, 0), 2)
+    cv2.putText(out, label, (10, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 3)
+    cv2.putText(out, label, (10, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 1)
+    return out
+
+
+class EventRecorder:
+    """Writes events to disk through an EventStore; `current` is the alerted event still going on."""
+
+    def __init__(self, store: EventStore, camera: str, jpeg_quality: int):
+        self.store = store
+        self.camera = camera
+        self.quality = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
+        self.current: dict | None = None
+        self.count = 0
+
+    def _jpegs(self, image, boxes, taken: float) -> tuple[bytes, bytes]:
+        """The annotated snapshot (stamped with the time the frame was taken) and the clean frame."""
+        label = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(taken))
+        snap = cv2.imencode(".jpg", annotate(image, boxes, label), self.quality)[1].tobytes()
+        clean = cv2.imencode(".jpg", image, self.quality)[1].tobytes()
+        return snap, clean
+
+    def record(self, image, boxes, alert, taken: float) -> dict:
+        """A new event from its trigger frame (taken at wall time `taken`); returns its metadata."""
+        event_id = new_event_id(taken)
+        meta = {"id": event_id, "camera": self.camera, "time": taken,
+                "time_iso": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(taken)),
+                "start_time": taken - (alert.alert_time - alert.start_time),
+                "area": round(alert.area, 5), "peak_area": round(alert.peak_area, 5), "boxes": boxes,
+                "frame_size": [image.shape[1], image.shape[0]], "verified": None, "notified": False}
+        meta = self.store.save(meta, *self._jpegs(image, boxes, taken))
+        self.count += 1
+        self.current = meta
+        log.info("Event %s area %.3f boxes %s -> %s", event_id, alert.area, boxes, meta["snapshot"])
+        return meta
+
+    def moving(self, area: float) -> None:
+        """The current event moved again: keep its peak (written when it ends)."""
+        if self.current is not None:
+            self.current["peak_area"] = max(self.current["peak_area"], round(area, 5))
+
+    def judged(self, meta: dict, judgement: Judgement) -> None:
+        """Record the verdict; a pass on a later frame makes that frame the event's pictures."""
+        meta["verified"] = judgement.passed
+        verdict = judgement.verdict
+        if verdict is not None:
+            meta["verifier"] = {"stage": verdict.stage, "score": round(float(verdict.score), 3),
+                                "reason": verdict.reason}
+        candidate = judgement.candidate
+        if judgement.passed and candidate is not None:
+            meta["boxes"] = candidate.boxes
+            meta.update(self.store.save(meta, *self._jpegs(candidate.image, candidate.boxes, candidate.taken)))
+        else:
+            self.store.update(meta)
+        if judgement.passed is False:
+            log.info("Event %s not notified: %s", meta["id"], verdict.reason)
+
+    def ended(self, peak_area: float | None) -> None:
+        """The current event ended: record its end and peak."""
+        if self.current is not None:
+            self.current["end_time"] = time.time()
+            if peak_area is not None:
+                self.current["peak_area"] = max(self.current["peak_area"], round(peak_area, 5))
+            self.store.update(self.current)
+        self.current = None
+
+    def published(self, meta: dict) -> None:
+        """The event reached Redis (and its alert was queued, when `notified`)."""
+        self.store.update(meta)

@@ -1,0 +1,1 @@
+"""Everything Slack: request verification, the commands and buttons, message blocks, the notifier."""

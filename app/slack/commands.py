@@ -1,0 +1,163 @@
+"""What each slash command and button does: small functions over Redis, each returning Slack JSON.
+
+Every answer is ephemeral and immediate (a few Redis calls). Anything slow, such as uploading the
+latest snapshot or rewriting an alert after a click, becomes an outbox job for the notifier.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import redis
+
+from app import arming, keys, outbox, state
+from app.slack import messages, status
+from app.slack.messages import ephemeral
+from app.storage import events
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One slash command, as Slack sent it (already verified)."""
+    name: str           # the canonical subcommand: "on", "status", "rotate", ...
+    text: str           # its arguments
+    user_id: str
+    user_name: str
+    response_url: str
+
+
+NO_HAT = "No pan-tilt hardware is present, so the camera cannot be rotated."
+ROTATE_USAGE = ("Usage: `/rotate PAN TILT`, two whole numbers of degrees from -90 to 90 "
+                "(e.g. `/rotate 30 -10`). `/rotate` alone shows where the camera points.")
+HELP = "\n".join([
+    "*pycam commands* (each also works as `/pycam <command>`, e.g. `/pycam status`):",
+    "`/pycam_on`, `/pycam_off`: arm or disarm (wins over presence until someone arrives or leaves)",
+    "`/pycam_status`: what pycam is doing",
+    "`/pycam_latest`: the latest snapshot",
+    "`/notifications_on`, `/notifications_off`: alerts in Slack (events are recorded either way)",
+    "`/auto_detect_on`, `/auto_detect_off`: arm when everyone has left, disarm when someone is home",
+    "`/training_on`, `/training_off`: Occupied / Unoccupied buttons on alerts",
+    "`/rotate PAN TILT`: point the camera (degrees, -90..90); `/rotate` alone shows where it points",
+])
+
+
+# ---------------------------------------------------------------- dispatch
+
+def resolve(command: str, text: str) -> tuple[str, str]:
+    """(subcommand, arguments) for `/pycam_on` or `/pycam on`; unknown commands resolve to help."""
+    name = command.strip().lstrip("/").lower()
+    if name == "pycam":
+        words = text.split()
+        if not words:
+            return "help", ""
+        first = words[0].lower().removeprefix("pycam_")
+        if len(words) >= 2 and f"{first}_{words[1].lower()}" in HANDLERS:  # "/pycam training on"
+            return f"{first}_{words[1].lower()}", " ".join(words[2:])
+        return (first, " ".join(words[1:])) if first in HANDLERS else ("help", "")
+    name = SLASH_ALIASES.get(name, name)
+    return (name, text.strip()) if name in HANDLERS else ("help", "")
+
+
+def run(r: redis.Redis, settings, cmd: Command) -> dict:
+    """Answer one command."""
+    return HANDLERS[cmd.name](r, settings, cmd)
+
+
+# ---------------------------------------------------------------- arming and flags
+
+def _arm(armed: bool):
+    def handler(r: redis.Redis, settings, cmd: Command) -> dict:
+        auto = arming.set_by_hand(r, armed, cmd.user_id)
+        log.info("%s by %s", "Armed" if armed else "Disarmed", cmd.user_id)
+        text = "pycam is *armed*." if armed else "pycam is *disarmed*."
+        if auto:
+            text += " Auto mode is on: presence takes over again when someone arrives or leaves."
+        return ephemeral(text)
+    return handler
+
+
+def _flag(key: str, value: bool, text: str):
+    def handler(r: redis.Redis, settings, cmd: Command) -> dict:
+        state.set_flag(r, key, value)
+        log.info("%s set to %s by %s", key, value, cmd.user_id)
+        return ephemeral(text)
+    return handler
+
+
+def cmd_status(r: redis.Redis, settings, cmd: Command) -> dict:
+    return ephemeral(status.status_text(r, settings))
+
+
+# ---------------------------------------------------------------- latest snapshot and rotate
+
+def cmd_latest(r: redis.Redis, settings, cmd: Command) -> dict:
+    latest = state.get_json(r, keys.LATEST_IMAGE)
+    if not isinstance(latest, dict) or not events.is_event_id(latest.get("event_id")):
+        return ephemeral("No snapshot yet.")
+    event_id = latest["event_id"]
+    # The path comes from the id (never from the stored value), so it cannot leave the data dir.
+    snapshot = events.event_files(settings.data_dir, event_id)["snapshot"]
+    if not snapshot.is_file():
+        return ephemeral("The latest snapshot is no longer stored (retention deleted it).")
+    taken = messages.when(latest.get("time"))
+    outbox.enqueue(r, outbox.make_job(
+        "image_response", response_url=cmd.response_url,
+        snapshot=str(snapshot.relative_to(settings.data_dir)),
+        text=f"Latest snapshot ({taken}) posted in the channel."))
+    return ephemeral(f"Posting the latest snapshot ({taken})...")
+
+
+ANGLE_RE = re.compile(r"^[+-]?\d{1,3}$")
+
+
+def cmd_rotate(r: redis.Redis, settings, cmd: Command) -> dict:
+    args = cmd.text.split()
+    position = state.get_json(r, keys.PANTILT_POSITION)
+    present = isinstance(position, dict) and position.get("present") is True
+    if not args:
+        if not present:
+            return ephemeral(NO_HAT)
+        reported = position.get("time")
+        return ephemeral(f"The camera points at pan {position.get('pan')}, tilt {position.get('tilt')}"
+                         + (f" (reported {status.ago(time.time() - reported)})." if isinstance(reported, (int, float))
+                            else "."))
+    if len(args) != 2 or not all(ANGLE_RE.match(a) for a in args):
+        return ephemeral(ROTATE_USAGE)
+    pan, tilt = int(args[0]), int(args[1])
+    if not (-90 <= pan <= 90 and -90 <= tilt <= 90):
+        return ephemeral(ROTATE_USAGE)
+    if not present:
+        return ephemeral(NO_HAT)
+    state.set_json(r, keys.PANTILT, {"pan": pan, "tilt": tilt})
+    log.info("Pan-tilt target pan=%d tilt=%d set by %s", pan, tilt, cmd.user_id)
+    return ephemeral(f"Moving the camera to pan {pan}, tilt {tilt}. It re-learns the scene "
+                     "afterwards, so the move raises no alert.")
+
+
+def cmd_help(r: redis.Redis, settings, cmd: Command) -> dict:
+    return ephemeral(HELP)
+
+
+HANDLERS: dict[str, Callable[[redis.Redis, object, Command], dict]] = {
+    "on": _arm(True),
+    "off": _arm(False),
+    "status": cmd_status,
+    "latest": cmd_latest,
+    "notifications_on": _flag(keys.CAMERA_NOTIFICATIONS, True, "Notifications are *on*."),
+    "notifications_off": _flag(keys.CAMERA_NOTIFICATIONS, False, "Notifications are *off*: events are still recorded."),
+    "auto_detect_on": _flag(keys.AUTO_DETECT_STATUS, True,
+                            "Auto mode is *on*: pycam arms when everyone has left and disarms when someone is home."),
+    "auto_detect_off": _flag(keys.AUTO_DETECT_STATUS, False, "Auto mode is *off*: only commands arm and disarm."),
+    "training_on": _flag(keys.TRAINING_MODE, True, "Training mode is *on*: alerts carry Occupied / Unoccupied buttons."),
+    "training_off": _flag(keys.TRAINING_MODE, False, "Training mode is *off*."),
+    "rotate": cmd_rotate,
+    "help": cmd_help,
+}
+# Slash command names (as registered in slack-app-manifest.yml) that differ from their subcommand.
+SLASH_ALIASES = {"pycam_on": "on", "pycam_off": "off", "pycam_status": "status", "pycam_latest": "latest",
+                 "pycam_help": "help"}

@@ -1,0 +1,1 @@
+"""What pycam keeps on disk and sends off it: the event store, the training labels, S3 uploads."""
