@@ -207,3 +207,44 @@ def test_verifier_refusal_records_the_event_but_does_not_notify(redis_url, r, tm
     assert meta["verified"] is False and meta["notified"] is False
     assert r.xlen(keys.SLACK_OUTBOX) == 0 and r.get(keys.UNVERIFIED_COUNT) == "1"
     assert Refuse.calls >= 2          # looked again at newer frames before giving up
+
+
+def test_a_later_frame_the_verifier_passes_becomes_the_alert_picture(redis_url, r, tmp_path, short_clip):
+    """Refused at the trigger (only a head in the door), passed half a second later: the owner is
+    alerted once, with the frame that passed and its boxes, on disk and in the Slack job alike."""
+    import config
+    from app.camera.daemon import CameraDaemon
+    from app.camera.sources import open_source
+    from app.camera.verifier import Verdict
+    from app import state
+    from app.utils import StopFlag
+
+    class SecondLook:
+        boxes = []
+
+        def verify(self, frames, boxes):
+            SecondLook.boxes.append(boxes)
+            passed = len(SecondLook.boxes) >= 2
+            return Verdict(passed, 0.9 if passed else 0.1, "person" if passed else "no person", "test", 0.0)
+
+    settings = config.load_settings(env={"REDIS_URL": redis_url, "PYCAM_DATA_DIR": str(tmp_path / "data"),
+                                         "PYCAM_SOURCE": short_clip})
+    settings.camera.loop = False
+    r.set(keys.CAMERA_STATUS, "true")
+    stop_flag = StopFlag()
+    daemon = CameraDaemon(settings, state.connect(redis_url, "test"), stop_flag, open_source=open_source,
+                          verifier=SecondLook())
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    try:
+        entries = wait_for(lambda: r.xrange(keys.EVENTS), timeout=30)
+    finally:
+        stop_flag.set()
+        thread.join(5)
+    meta = json.loads(entries[0][1]["event"])
+    assert meta["verified"] is True and meta["notified"] is True
+    assert meta["boxes"] == SecondLook.boxes[1] != SecondLook.boxes[0]
+    [(_, fields)] = r.xrange(keys.SLACK_OUTBOX)
+    assert json.loads(fields["job"])["boxes"] == meta["boxes"]
+    on_disk = json.loads((tmp_path / "data" / meta["snapshot"]).with_suffix(".json").read_text())
+    assert on_disk["verified"] is True and on_disk["boxes"] == meta["boxes"]

@@ -5,8 +5,8 @@
     python3 app/security_system.py --replay --source SRC --events-out FILE.jsonl
         [--frames-out FILE.csv] [--masks-out DIR]   # offline, no Redis, no Slack
 
-Its parts, each with one job: the source (app/camera/sources.py) and the frame step here; the
-detector and trigger (pipeline.py); the verifier policy (verification.py, shared with replay);
+Its parts, each with one job: the camera source's life (capture.py over sources.py) and the
+frame step here; the detector and trigger (pipeline.py); the verifier policy (verification.py, shared with replay);
 the event recorder, the only writer of an event's files (recorder.py); the switches read from
 Redis (control.py) and the events published to it (publisher.py).
 
@@ -26,13 +26,13 @@ import cv2
 
 import config
 from app import health, keys, state
-from app.backoff import Backoff
+from app.camera.capture import Capture
 from app.camera.control import RedisLink, Switches, read_switches
 from app.camera.pipeline import Pipeline
 from app.camera.publisher import Publisher
 from app.camera.recorder import EventRecorder
 from app.camera.replay import run_replay
-from app.camera.sources import EndOfStream, SourceError, open_source
+from app.camera.sources import SourceError, open_source
 from app.camera.verification import Candidate, Verification
 from app.storage.events import EventStore
 from app.utils import StopFlag, setup_logging
@@ -50,7 +50,7 @@ class CameraDaemon:
                  pantilt=None, verifier=None, arm: bool = False):
         self.s = settings
         self.stop = stop
-        self.open_source = open_source
+        self.capture = Capture(settings.camera, open_source)
         self.pantilt = pantilt
         self.verifier = verifier
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="verify") if verifier else None
@@ -64,11 +64,6 @@ class CameraDaemon:
         self.verifying: tuple[dict, Verification] | None = None   # an event waiting for its verdict
         self.arm_at_start = arm
         self.recovered = False
-        self.source = None
-        self.source_state = "closed"
-        self.reopen = Backoff(1.0, settings.camera.reopen_max_s)
-        self.last_error = ""
-        self.frames = 0
         self.next_control = self.next_beat = self.next_retention = 0.0
 
     # ---------- control from Redis ----------
@@ -96,9 +91,9 @@ class CameraDaemon:
         log.info("Camera %s", "armed" if armed else "disarmed")
         if not armed:
             self._end_event()
-            self._close_source()
+            self.capture.close()
         else:
-            self.reopen.reset()
+            self.capture.rearm()
 
     def move_camera(self, target) -> None:
         """Point the Pan-Tilt HAT at the target, then re-learn the background (no alert for the move)."""
@@ -128,51 +123,22 @@ class CameraDaemon:
         # A stream URL may carry a password (rtsp://user:pass@...): never put it in Redis.
         source = self.s.camera.source
         detail = {"source": source if "://" not in source else "stream", "frames": self.frames,
-                  "events": self.recorder.count, "pending": len(self.publisher.pending), "error": self.last_error}
+                  "events": self.recorder.count, "pending": len(self.publisher.pending), "error": self.capture.error}
         self.link.call(health.write_heartbeat, self.link.r, PROCESS,
-                       self.source_state if self.switches.armed else "disarmed", detail, self.s.heartbeat_ttl_s)
+                       self.capture.state if self.switches.armed else "disarmed", detail, self.s.heartbeat_ttl_s)
 
-    # ---------- the camera ----------
-    def _close_source(self) -> None:
-        if self.source is not None:
-            self.source.close()
-            self.source = None
-        self.source_state = "closed"
+    @property
+    def frames(self) -> int:
+        """Frames read since start."""
+        return self.capture.frames
 
-    def _open(self) -> bool:
-        if self.source_state == "ended" or not self.reopen.ready():   # a file that ended waits for a re-arm
-            return False
-        try:
-            self.source = self.open_source(self.s.camera)
-        except SourceError as e:
-            self.last_error = str(e)
-            self.source_state = "reopening"
-            log.warning("%s; retrying in %.0f s", e, self.reopen.failed())
-            return False
-        self.source_state, self.last_error = "running", ""
-        self.reopen.reset()
-        self.pipeline.relearn(time.time())
-        log.info("Camera source open (%.1f fps)", getattr(self.source, "fps", 0) or 0)
-        return True
-
+    # ---------- the frame step ----------
     def step(self) -> None:
         """Read and process one frame (armed and with an open source)."""
-        try:
-            frame = self.source.read()
-        except EndOfStream:
-            log.info("The file source ended; idle until disarmed and re-armed")
+        frame = self.capture.read()
+        if frame is None:            # the source ended or failed: so did the event
             self._end_event()
-            self._close_source()
-            self.source_state = "ended"
             return
-        except SourceError as e:
-            self.last_error = str(e)
-            log.warning("%s; reopening", e)
-            self._end_event()
-            self._close_source()
-            self.source_state = "reopening"
-            return
-        self.frames += 1
         result, step = self.pipeline.step(frame.index, frame.time, frame.detect)
         if step.ended is not None:
             self._end_event(step.ended)
@@ -218,6 +184,13 @@ class CameraDaemon:
         self.recorder.judged(meta, judgement)
         self.publisher.add(meta)
 
+    def _open(self) -> bool:
+        """Open the source; a newly opened camera learns its background afresh."""
+        if not self.capture.open():
+            return False
+        self.pipeline.relearn(time.time())
+        return True
+
     def _end_event(self, ended=None) -> None:
         """An event ended (or the camera stopped): record its end and peak on disk."""
         if ended is None:
@@ -244,15 +217,15 @@ class CameraDaemon:
                     deleted = self.store.enforce_retention()
                     if deleted:
                         log.info("Retention deleted %d old events", deleted)
-                if self.source is None:
+                if not self.capture.is_open:
                     self._advance_verification(time.time())   # the event ended with the source
-                if not self.switches.armed or (self.source is None and not self._open()):
+                if not self.switches.armed or (not self.capture.is_open and not self._open()):
                     self.stop.wait(0.1)
                     continue
                 self.step()
         finally:
             self._end_event()
-            self._close_source()
+            self.capture.close()
             # An event still being verified stays on disk unpublished (verified: null); the next
             # start publishes and notifies it, erring on the side of telling the owner.
             self.publisher.flush()

@@ -7,6 +7,7 @@ Layout under the data dir (paths in metadata are relative to it):
 """
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import time
@@ -47,6 +48,25 @@ def event_files(data_dir: Path, event_id: str) -> dict[str, Path]:
     d = event_dir(data_dir, event_id)
     return {"snapshot": d / f"{event_id}.jpg", "clean": d / f"{event_id}.clean.jpg",
             "meta": d / f"{event_id}.json"}
+
+
+def complete_ids(data_dir: Path) -> list[str]:
+    """Ids of events whose metadata file exists (it is written last: the event is complete), sorted."""
+    ids = []
+    try:
+        days = sorted(d.path for d in os.scandir(events_root(data_dir)) if d.is_dir())
+    except FileNotFoundError:
+        return ids
+    for day in days:
+        try:
+            names = os.listdir(day)
+        except FileNotFoundError:
+            continue   # removed by the daemon's retention meanwhile
+        for name in names:
+            stem = name[:-5]
+            if name.endswith(".json") and is_event_id(stem):
+                ids.append(stem)
+    return sorted(ids)
 
 
 class EventStore:

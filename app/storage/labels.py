@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,6 +40,23 @@ def image_path(data_dir: Path, event_id: str) -> Path:
     if not events.is_event_id(event_id):
         raise ValueError("not an event id")
     return training_dir(data_dir) / f"{event_id}.jpg"
+
+
+def images(data_dir: Path) -> dict[str, int]:
+    """{event id: size} of training/<id>.jpg (temp files and other names are never listed)."""
+    found = {}
+    try:
+        entries = list(os.scandir(training_dir(data_dir)))
+    except FileNotFoundError:
+        return found
+    for entry in entries:
+        path = Path(entry.path)
+        if path.suffix == ".jpg" and not utils.is_temp_file(path) and events.is_event_id(path.stem):
+            try:
+                found[path.stem] = entry.stat().st_size
+            except FileNotFoundError:
+                pass
+    return found
 
 
 @contextmanager

@@ -12,7 +12,6 @@ Nothing is lost:
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -33,7 +32,6 @@ class Uploader:
 
     def __init__(self, settings: config.Settings, store: S3Store, on_progress=None):
         self.data_dir = Path(settings.data_dir)
-        self.training_dir = labels.training_dir(self.data_dir)
         self.cfg = settings.s3
         self.camera = settings.camera.name
         self.store = store
@@ -62,20 +60,8 @@ class Uploader:
     # Disk --------------------------------------------------------------------------------------
 
     def training_images(self) -> dict[str, int]:
-        """{event id: size} of training/<id>.jpg (temp files and other names are never listed)."""
-        images = {}
-        try:
-            entries = list(os.scandir(self.training_dir))
-        except FileNotFoundError:
-            return images
-        for entry in entries:
-            path = Path(entry.path)
-            if path.suffix == ".jpg" and not utils.is_temp_file(path) and events.is_event_id(path.stem):
-                try:
-                    images[path.stem] = entry.stat().st_size
-                except FileNotFoundError:
-                    pass
-        return images
+        """{event id: size} of the training images on disk."""
+        return labels.images(self.data_dir)
 
     def read_manifest(self) -> labels.Manifest:
         """labels.json, validated; problems are logged once, not at every pass."""
@@ -88,22 +74,8 @@ class Uploader:
         return manifest
 
     def complete_events(self) -> list[str]:
-        """Ids of events whose metadata file exists (it is written last: the event is complete)."""
-        ids = []
-        try:
-            days = sorted(d.path for d in os.scandir(events.events_root(self.data_dir)) if d.is_dir())
-        except FileNotFoundError:
-            return ids
-        for day in days:
-            try:
-                names = os.listdir(day)
-            except FileNotFoundError:
-                continue   # removed by the daemon's retention meanwhile
-            for name in names:
-                stem = name[:-5]
-                if name.endswith(".json") and events.is_event_id(stem):
-                    ids.append(stem)
-        return sorted(ids)
+        """Ids of the events complete on disk, oldest first."""
+        return events.complete_ids(self.data_dir)
 
     # Ledger ------------------------------------------------------------------------------------
 
