@@ -3,7 +3,7 @@
     python3 app/security_system.py            # the daemon (armed by /pycam_on or presence)
     python3 app/security_system.py --arm      # arm at start (the demo)
     python3 app/security_system.py --replay --source SRC --events-out FILE.jsonl
-        [--frames-out FILE.csv] [--masks-out DIR]   # offline, no Redis, no Slack
+        [--frames-out FILE.csv] [--masks-out DIR] [--clock-origin EPOCH]   # offline, no Redis, no Slack
 
 Its parts, each with one job: the camera source's life (capture.py over sources.py) and the
 frame step here; the detector and trigger (pipeline.py); the verifier policy (verification.py, shared with replay);
@@ -243,6 +243,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--events-out", help="replay: one JSON line per alert")
     ap.add_argument("--frames-out", help="replay: per-frame CSV (frame, time, motion, area, reason)")
     ap.add_argument("--masks-out", help="replay: foreground masks as PNG at the input size")
+    ap.add_argument("--clock-origin", type=float, metavar="SECONDS",
+                    help="replay: epoch time of the first frame (default: now, as a live camera's clock)")
     return ap.parse_args(argv)
 
 
@@ -270,7 +272,8 @@ def main(argv=None) -> int:
         except config.ConfigError as e:
             raise SystemExit(f"pycam: {e}") from None
         try:
-            run_replay(settings, args.events_out, args.frames_out, args.masks_out, verifier)
+            run_replay(settings, args.events_out, args.frames_out, args.masks_out, verifier,
+                       clock_origin=args.clock_origin)
         except SourceError as e:
             raise SystemExit(f"pycam: {e}") from None
         return 0

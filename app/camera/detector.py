@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from app.camera.clock import EPS
 from config import MotionConfig
 
 TILE = 8            # lighting-test tile size in working pixels
@@ -50,7 +51,9 @@ class MotionDetector:
         self.bg: np.ndarray | None = None          # float32 background
         self.noise: np.ndarray | None = None       # float32 per-pixel mean absolute deviation
         self.prev: np.ndarray | None = None        # previous prepared frame (uint8)
-        self.still: np.ndarray | None = None       # time since which each foreground pixel has not changed
+        # Epoch seconds since which each foreground pixel has not changed: float64, since float32
+        # steps in 128 s at 1.8e9 (ghosts would never be absorbed on a live camera).
+        self.still: np.ndarray | None = None
         self.seen = 0                              # frames since the background was (re)started
         self.limit: np.ndarray | None = None       # per-pixel threshold, from the noise model
         self.keep: np.ndarray | None = None        # 255 where motion counts (outside ignore masks)
@@ -96,7 +99,7 @@ class MotionDetector:
         if self.bg is None:
             self.bg, self.prev = cur, grey
             self.noise = np.full_like(cur, 1.0)
-            self.still = np.full(grey.shape, now, np.float32)
+            self.still = np.full(grey.shape, now, np.float64)
             self.seen = 1
             return MotionResult(False, reason="learning")
 
@@ -221,7 +224,7 @@ class MotionDetector:
             cv2.accumulateWeighted(cur, self.bg, rate * SLOW_FACTOR, mask=moving_mask)
             static = (moving_mask > 0) & (cv2.absdiff(grey, self.prev) < self.cfg.threshold)
             self.still[~static] = now
-            settled = static & (now - self.still >= self.cfg.absorb_s)
+            settled = static & (now - self.still >= self.cfg.absorb_s - EPS)
             if settled.any():
                 self.bg[settled] = cur[settled]
                 self.still[settled] = now

@@ -2,7 +2,7 @@
 with no Redis and no Slack. Used to tune the detector and by the benchmarks.
 
 One JSON line per alert: trigger_frame (0-based, decode order), start_frame, end_frame,
-trigger_time, peak_area (fraction of the frame), area, boxes (input pixels) and, when a verifier
+trigger_time (seconds into the file), peak_area (fraction of the frame), area, boxes (input pixels) and, when a verifier
 is configured, its verdict. The verifier runs by the live policy, the same code
 (app/camera/verification.py): on the trigger frame, then, while a refused event keeps moving, on a
 newer frame every 0.5 s for up to 10 s; an alert that passes late carries the frame it passed on as
@@ -25,9 +25,12 @@ from app.camera.verification import Candidate, Judgement, Verification, run_now
 
 
 def run_replay(settings: config.Settings, events_out: str, frames_out: str | None = None,
-               masks_out: str | None = None, verifier=None) -> list[dict]:
-    """Replay settings.camera.source; write and return the alerts."""
-    source = open_source(settings.camera, realtime=False, loop=False)
+               masks_out: str | None = None, verifier=None, clock_origin: float | None = None) -> list[dict]:
+    """Replay settings.camera.source; write and return the alerts.
+
+    Frame i is timed at clock_origin + i / fps (default origin: now), in epoch seconds as live.
+    """
+    source = open_source(settings.camera, realtime=False, loop=False, clock_origin=clock_origin)
     pipeline = Pipeline(settings)
     alerts: list[dict] = []
     open_alert: dict | None = None          # the alert whose event is still going on
@@ -53,7 +56,7 @@ def run_replay(settings: config.Settings, events_out: str, frames_out: str | Non
                 break
             result, step = pipeline.step(frame.index, frame.time, frame.detect)
             if writer:
-                writer.writerow([frame.index, f"{frame.time:.3f}", int(result.motion),
+                writer.writerow([frame.index, f"{frame.time - source.origin:.3f}", int(result.motion),
                                  f"{result.area:.5f}", result.reason])
             if masks_out:
                 h, w = frame.detect.shape[:2]
@@ -69,11 +72,11 @@ def run_replay(settings: config.Settings, events_out: str, frames_out: str | Non
                 image = frame.snapshot()
                 boxes = pipeline.scale_boxes(ev.boxes, image.shape[1])
                 open_alert = {"trigger_frame": ev.alert_frame, "start_frame": ev.start_frame,
-                              "end_frame": ev.end_frame, "trigger_time": round(ev.alert_time, 3),
+                              "end_frame": ev.end_frame, "trigger_time": round(ev.alert_time - source.origin, 3),
                               "peak_area": round(ev.peak_area, 5), "area": round(ev.area, 5), "boxes": boxes}
                 alerts.append(open_alert)
                 if judging is not None:
-                    _judged(judging[0], judging[1].interrupt())
+                    _judged(judging[0], judging[1].interrupt(), source.origin)
                 judging = (open_alert, Verification(submit, image, boxes, frame.time)) if submit else None
             elif open_alert is not None and result.motion:
                 open_alert["end_frame"] = frame.index
@@ -82,10 +85,10 @@ def run_replay(settings: config.Settings, events_out: str, frames_out: str | Non
                 alert, verification = judging
                 judgement = verification.advance(frame.time, alert is open_alert, frame, result, candidate)
                 if judgement is not None:
-                    _judged(alert, judgement)
+                    _judged(alert, judgement, source.origin)
                     judging = None
         if judging is not None:
-            _judged(judging[0], judging[1].interrupt())
+            _judged(judging[0], judging[1].interrupt(), source.origin)
     finally:
         source.close()
         if frames_file:
@@ -97,7 +100,7 @@ def run_replay(settings: config.Settings, events_out: str, frames_out: str | Non
     return sent
 
 
-def _judged(alert: dict, judgement: Judgement) -> None:
+def _judged(alert: dict, judgement: Judgement, origin: float) -> None:
     """Record a verifier's verdict on an alert; a pass on a later frame moves its trigger there."""
     verdict = judgement.verdict
     alert["verified"] = judgement.passed is not False   # no verdict at all: sent, as live
@@ -106,5 +109,5 @@ def _judged(alert: dict, judgement: Judgement) -> None:
                              "reason": verdict.reason}
     later = judgement.candidate
     if judgement.passed and later is not None:
-        alert.update(trigger_frame=later.index, trigger_time=round(later.time, 3), boxes=later.boxes,
+        alert.update(trigger_frame=later.index, trigger_time=round(later.time - origin, 3), boxes=later.boxes,
                      area=round(later.area, 5))

@@ -29,7 +29,8 @@ class EndOfStream(Exception):
 @dataclass
 class Frame:
     index: int                 # 0-based, in decode order (restarts at 0 when a file loops)
-    time: float                # seconds: wall clock live, position in the file for replay
+    time: float                # epoch seconds (float64): the wall clock live; in replay the clock
+                               # origin plus the position in the file, so the arithmetic is the same
     detect: np.ndarray         # what the detector looks at (BGR or grey)
     snapshot: Callable[[], np.ndarray]  # full-size BGR image of the same moment
 
@@ -49,7 +50,8 @@ def kind_of(source: str) -> str:
 class OpenCVSource:
     """USB device, RTSP/HTTP stream, video file or image sequence, through cv2.VideoCapture."""
 
-    def __init__(self, cfg: CameraConfig, realtime: bool | None = None, loop: bool | None = None):
+    def __init__(self, cfg: CameraConfig, realtime: bool | None = None, loop: bool | None = None,
+                 clock_origin: float | None = None):
         import cv2
         self.cv2 = cv2
         self.cfg = cfg
@@ -72,6 +74,9 @@ class OpenCVSource:
         self.fps = fps if fps and 0 < fps < 1000 else cfg.fps
         self.index = -1
         self.started = time.monotonic()
+        # A file read as fast as possible is timed by its own frame rate, from this origin.
+        self.origin = time.time() if clock_origin is None else float(clock_origin)
+        self.count = -1                       # frames read, across loops
 
     def read(self) -> Frame:
         ok, img = self.cap.read()
@@ -84,13 +89,14 @@ class OpenCVSource:
                 raise EndOfStream(self.cfg.source)
             raise SourceError(f"camera source {self.cfg.source!r} stopped giving frames")
         self.index += 1
+        self.count += 1
         if self.realtime:
             # Play a file as a live camera would: frame i is shown at start + i / fps.
             due = self.started + self.index / self.fps
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-        stamp = self.index / self.fps if self.kind == "file" and not self.realtime else time.time()
+        stamp = self.origin + self.count / self.fps if self.kind == "file" and not self.realtime else time.time()
         return Frame(self.index, stamp, img, lambda: img)
 
     def close(self) -> None:
@@ -181,11 +187,15 @@ class PicameraSource:
             log.debug("closing picamera failed", exc_info=True)
 
 
-def open_source(cfg: CameraConfig, realtime: bool | None = None, loop: bool | None = None):
-    """Open the configured source; raises SourceError with a clear message when it cannot."""
+def open_source(cfg: CameraConfig, realtime: bool | None = None, loop: bool | None = None,
+                clock_origin: float | None = None):
+    """Open the configured source; raises SourceError with a clear message when it cannot.
+
+    `clock_origin` (epoch seconds) times a file read as fast as possible: frame i is at
+    origin + i / fps (default: now, so replay's times are as large as a live camera's)."""
     kind = kind_of(cfg.source)
     if kind == "picamera2":
         return Picamera2Source(cfg)
     if kind == "picamera":
         return PicameraSource(cfg)
-    return OpenCVSource(cfg, realtime=realtime, loop=loop)
+    return OpenCVSource(cfg, realtime=realtime, loop=loop, clock_origin=clock_origin)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from app.camera.clock import EPS, elapsed
 from config import TriggerConfig
 
 
@@ -61,7 +62,7 @@ class EventTrigger:
         step = Step()
         self.recent.append(motion)
         ev = self.event
-        if ev is not None and not motion and now - ev.last_motion_time >= self.cfg.end_after_s:
+        if ev is not None and not motion and elapsed(now, ev.last_motion_time, self.cfg.end_after_s):
             step.ended, self.event, ev = ev, None, None
         if motion:
             if ev is None:
@@ -76,8 +77,8 @@ class EventTrigger:
         return step
 
     def _may_alert(self, now: float) -> bool:
-        if self.quiet_until is not None and now < self.quiet_until:
+        if self.quiet_until is not None and now < self.quiet_until - EPS:
             return False
         if sum(self.recent) < self.cfg.min_motion_frames:
             return False
-        return self.last_alert_time is None or now - self.last_alert_time >= self.cfg.cooldown_s
+        return self.last_alert_time is None or elapsed(now, self.last_alert_time, self.cfg.cooldown_s)

@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from app.camera.clock import EPS
+
 RECHECK_EVERY_S = 0.5   # a refused event is checked again on a newer frame this often...
 RECHECK_FOR_S = 10.0    # ...for this long after its trigger, while it keeps moving
 
@@ -71,12 +73,12 @@ class Verification:
         if verdict.passed:
             return Judgement(True, verdict, self.pending)
         if (frame is not None and ongoing and result.motion
-                and self.next_check <= now <= self.deadline):
+                and self.next_check - EPS <= now <= self.deadline + EPS):
             self.next_check = frame.time + RECHECK_EVERY_S
             self.pending = snapshot(frame, result)
             self.future = self.submit(self.pending.image, self.pending.boxes)
             return None
-        if not ongoing or now > self.deadline:
+        if not ongoing or now > self.deadline + EPS:
             return Judgement(False, verdict)
         return None
 
