@@ -101,10 +101,16 @@ def test_reset_relearns_a_moved_view_without_motion():
     assert not any(r.motion for r in results)
 
 
-def test_person_standing_still_stays_visible_briefly_then_joins_background():
+def test_someone_standing_in_view_counts_while_they_stir_but_a_frozen_shape_does_not():
+    """A person never freezes to the pixel; a shape that appears and never changes again (a lamp
+    switched on, a shadow that stopped) is motion only in the frame it came, then joins the
+    background after absorb_s."""
     base = scene()
     det, t, rng = learned(base)
-    frame = with_person(base, 300, 100, 60, 180)
-    seen = [det.detect(frame, t + i * 0.1).motion for i in range(40)]
-    assert all(seen[:10])        # visible for the first second
-    assert not seen[-1]          # absorbed after absorb_s: no endless event
+    stirring = [det.detect(noisy(with_person(base, 300 + 4 * (i % 2), 100, 60, 180), rng, 1.5), t + i * 0.1).motion
+                for i in range(10)]
+    assert all(stirring)
+    frozen = with_person(base, 300, 100, 60, 180)
+    still = [det.detect(noisy(frozen, rng, 1.5), t + 1 + i * 0.1).motion for i in range(30)]
+    assert not any(still[2:])
+    assert not det.detect(noisy(frozen, rng, 1.5), t + 4).mask.any()   # absorbed: no ghost later

@@ -10,6 +10,10 @@ dilate, blob area), with three additions that keep it quiet through lighting and
 3. A lighting test per tile: a changed region whose pixels are an affine function of the
    background's (darker or brighter, same texture) is a shadow or a cloud, not an object.
    An object hides the texture behind it, so its tiles do not fit.
+4. A map of where the scene keeps moving (foliage, water, a flag, a screen): it learns within
+   seconds where motion never stops and forgets slowly. A blob counts only for the part of it
+   outside those busy places, so a tree or a screen neither keeps an event open for ever nor
+   hides someone walking in, even through it (a person is larger than the busy part they cross).
 """
 from __future__ import annotations
 
@@ -22,7 +26,8 @@ from app.camera.clock import EPS
 from config import MotionConfig
 
 TILE = 8            # lighting-test tile size in working pixels
-FIT_NOISE = 3.0     # grey levels of residual a lighting change may leave in a tile
+FIT_NOISE = 3.0     # grey levels of residual a lighting change may leave in a tile...
+FIT_SHARE = 0.35    # ...or this share of the tile's variance (light that varies across a tile: a penumbra)
 NOISE_RATE = 0.02   # how fast the per-pixel noise estimate fades
 NOISE_RISE = 0.2    # how fast it rises where a pixel keeps changing
 NOISE_CAP = 20.0
@@ -30,6 +35,12 @@ REFRESH_EVERY = 4   # frames between rebuilds of the threshold map
 SLOW_FACTOR = 0.1   # moving pixels learn this much slower, so a person standing still stays visible
 MIN_SLOPE = 0.4    # a lighting change scales a tile's texture by at least this (and at most 1/this)
 OBJECT_SHARE = 0.2  # share of a blob that must fail the lighting test for the blob to be an object
+GAIN_ROUGH = 0.004  # mean squared detail of log(frame / background) in a tile above which it is an object
+STIR_SHARE = 0.25   # share of min_area that must have changed since the previous frame for a blob to count
+DARK = 20.0         # a tile this dark (mean grey, in the frame or the background) shows no texture to test
+BUSY_RISE_S = 5.0   # a place that moves all the time is busy after about this long (0.7 x)...
+BUSY_FADE_S = 60.0  # ...and is forgotten over about this long once it stops
+BUSY = 0.5          # activity level above which a place is busy
 
 
 @dataclass
@@ -57,6 +68,8 @@ class MotionDetector:
         self.seen = 0                              # frames since the background was (re)started
         self.limit: np.ndarray | None = None       # per-pixel threshold, from the noise model
         self.keep: np.ndarray | None = None        # 255 where motion counts (outside ignore masks)
+        self.activity: np.ndarray | None = None    # float32 0..1: how much of the recent time each pixel moved
+        self.last_time: float | None = None        # time of the previous frame (for the activity rates)
         self.kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
 
     def reset(self) -> None:
@@ -67,6 +80,8 @@ class MotionDetector:
         self.still = None
         self.seen = 0
         self.limit = None
+        self.activity = None
+        self.last_time = None
 
     def prepare(self, frame: np.ndarray) -> np.ndarray:
         """Grey, scaled to the working width (never up), blurred; uint8."""
@@ -100,7 +115,9 @@ class MotionDetector:
             self.bg, self.prev = cur, grey
             self.noise = np.full_like(cur, 1.0)
             self.still = np.full(grey.shape, now, np.float64)
+            self.activity = np.zeros_like(cur)
             self.seen = 1
+            self.last_time = now
             return MotionResult(False, reason="learning")
 
         bg, cfg = self.bg, self.cfg
@@ -124,24 +141,79 @@ class MotionDetector:
         min_px = cfg.min_area * total
 
         result = MotionResult(False, mask=changed)
+        lit = None
         if n_changed >= min_px * 0.5:
-            moving = self._objects(cur, ref, changed, min_px)
-            if moving is None:
+            objects_mask, boxes, area_px, lit = self._objects(cur, ref, changed, min_px)
+            if objects_mask is None:
                 result.reason = "lighting"
                 if n_changed > total * cfg.max_area:
                     # Most of the picture changed and none of it is an object: re-learn at once.
                     self.bg = cur.copy()
             else:
-                result.mask, result.boxes, area_px = moving
-                result.area = area_px / total
-                result.motion = bool(result.boxes)
+                self._note_activity(now, objects_mask)
+                mask, counted, area_px = self._outside_busy(objects_mask, boxes, min_px)
+                stirring = [b for b in counted if self._stirs(grey, b, mask, min_px)]
+                if len(stirring) < len(counted):
+                    mask, area_px = self._only(mask, stirring)
+                result.mask, result.boxes, result.area = mask, stirring, area_px / total
+                result.motion = bool(stirring)
                 if not result.motion:
-                    result.reason = "noise"
+                    result.reason = "still" if counted else ("busy" if boxes else "noise")
         elif n_changed:
             result.reason = "noise"
+        if self.last_time != now:
+            self._note_activity(now, None)
 
         self._learn(now, cur, grey, diff, result.mask if result.motion else None)
+        if lit is not None:
+            # Light that changed where no object is (a bank of lights, a shadow, a dimmed room)
+            # is the background now: it must not linger for an object to merge with.
+            if objects_mask is not None:
+                lit &= objects_mask == 0
+            self.bg[lit] = cur[lit]
         return result
+
+    def _note_activity(self, now: float, moving: np.ndarray | None) -> None:
+        """Raise the activity map where objects moved this frame; let it fade everywhere."""
+        dt = min(max(now - self.last_time, 0.0), 1.0)   # a gap in the frames is not activity
+        self.last_time = now
+        if dt <= 0:
+            return
+        self.activity *= float(np.exp(-dt / BUSY_FADE_S))
+        if moving is not None:
+            m = moving > 0
+            self.activity[m] += (1.0 - float(np.exp(-dt / BUSY_RISE_S))) * (1.0 - self.activity[m])
+
+    def _stirs(self, grey, box, mask, min_px) -> bool:
+        """Whether a blob changed since the previous frame: a step of light stays put once it has
+        happened, someone in view keeps stirring (a still one is absorbed after absorb_s anyway)."""
+        x, y, w, h = box
+        now, before = grey[y:y + h, x:x + w], self.prev[y:y + h, x:x + w]
+        step = cv2.compare(cv2.absdiff(now, before), self.limit[y:y + h, x:x + w].astype(np.uint8), cv2.CMP_GT)
+        return cv2.countNonZero(step & mask[y:y + h, x:x + w]) >= STIR_SHARE * min_px
+
+    @staticmethod
+    def _only(mask, boxes):
+        """The mask cut down to these boxes, and its area in pixels."""
+        kept = np.zeros_like(mask)
+        for x, y, w, h in boxes:
+            kept[y:y + h, x:x + w] = mask[y:y + h, x:x + w]
+        return kept, int(cv2.countNonZero(kept))
+
+    def _outside_busy(self, mask, boxes, min_px):
+        """The blobs that still count once busy places are left out: at least min_px outside them."""
+        busy = self.activity > BUSY
+        if not busy.any():
+            return mask, boxes, int(cv2.countNonZero(mask))
+        kept_mask = np.zeros_like(mask)
+        kept, area = [], 0
+        for x, y, w, h in boxes:
+            blob = mask[y:y + h, x:x + w] > 0
+            if np.count_nonzero(blob & ~busy[y:y + h, x:x + w]) >= min_px:
+                kept.append((x, y, w, h))
+                kept_mask[y:y + h, x:x + w] |= mask[y:y + h, x:x + w]
+                area += int(np.count_nonzero(blob))
+        return kept_mask, kept, area
 
     def _objects(self, cur, ref, changed, min_px):
         """Blobs of changed pixels that a lighting change cannot explain (None: all lighting).
@@ -156,7 +228,7 @@ class MotionDetector:
         x1, y1 = min(w, x + bw + pad), min(h, y + bh + pad)
         tw, th = (x1 - x0) // TILE, (y1 - y0) // TILE
         if tw == 0 or th == 0:
-            return None
+            return None, [], 0, None
         cx1, cy1 = x0 + tw * TILE, y0 + th * TILE  # whole tiles: INTER_AREA is fast at integer ratios
         c, r = cur[y0:cy1, x0:cx1], ref[y0:cy1, x0:cx1]
         # Per-tile least-squares fit cur ~ a * ref + b; the residual says whether the texture survived.
@@ -170,11 +242,25 @@ class MotionDetector:
         # background was flat (a shape appearing on a plain wall). A light dims or brightens
         # texture; it does not erase it (slope near 0) or invert it.
         slope = cov / np.maximum(v_r, 1.0)
-        structural = ((resid > FIT_NOISE ** 2) | ((v_r < 4.0) & (v_c > 16.0))
+        structural = (((resid > FIT_NOISE ** 2) & (resid > FIT_SHARE * v_c)) | ((v_r < 4.0) & (v_c > 16.0))
                       | ((v_r >= 4.0) & ((slope < MIN_SLOPE) | (slope > 1 / MIN_SLOPE))))
-        objects = structural & (small(changed[y0:cy1, x0:cx1]) > 32)
+        # Light that changes across a tile (a penumbra, the edge of a lit zone) fits no single gain,
+        # but leaves the ratio of frame to background smooth; an object puts its texture in it.
+        if structural.any():
+            ratio = cv2.log((c + 4.0) / (r + 4.0))
+            rough = small(cv2.absdiff(ratio, cv2.blur(ratio, (5, 5))) ** 2)
+            structural &= rough > GAIN_ROUGH
+        # Where the light went (almost) out, or came on in the dark, texture vanishes or appears by
+        # itself: the tile says nothing either way (a room dimmed to dark, a bank of lights).
+        structural &= np.minimum(m_c, m_r) >= DARK
+        touched = small(changed[y0:cy1, x0:cx1]) > 32
+        objects = structural & touched
+        lit = np.zeros((h, w), bool)       # changed pixels in tiles a lighting change explains
+        lit[y0:cy1, x0:cx1] = cv2.resize((touched & ~structural).astype(np.uint8), (cx1 - x0, cy1 - y0),
+                                         interpolation=cv2.INTER_NEAREST) > 0
+        lit &= changed > 0
         if not objects.any():
-            return None
+            return None, [], 0, lit
         # Whole blobs of changed pixels count as one object when enough of them sits in object
         # tiles: a person's plain shirt fits "lighting" on its own, but belongs to the person.
         part = changed[y0:y1, x0:x1]
@@ -194,7 +280,7 @@ class MotionDetector:
                 area += int(a)
         mask = np.zeros((h, w), np.uint8)
         mask[y0:y1, x0:x1] = keep[labels].astype(np.uint8) * 255
-        return mask, boxes, area
+        return mask, boxes, area, lit
 
     def _learn(self, now, cur, grey, diff, moving_mask) -> None:
         """Update the running average and the noise model; moving pixels learn slowly.

@@ -6,6 +6,11 @@ from app.camera.detector import MotionDetector, MotionResult
 from app.camera.trigger import EventTrigger, Step
 
 
+# Something new during an event must be this many times motion.min_area: parts of what already
+# moves (an arm, a shadow's edge) come and go as small fragments.
+NEW_MIN_AREAS = 4
+
+
 class Pipeline:
     """Frames in, motion results and alert/end steps out; the same code live and in replay."""
 
@@ -25,6 +30,9 @@ class Pipeline:
             self.started = True
             self.trigger.relearn(now)
         result = self.detector.detect(frame, now)
+        if not self.trigger.new_min_px and self.detector.size:
+            w, h = self.detector.size
+            self.trigger.new_min_px = NEW_MIN_AREAS * self.detector.cfg.min_area * w * h
         return result, self.trigger.update(index, now, result.motion, result.area, result.boxes)
 
     def scale_boxes(self, boxes, frame_width: int) -> list[list[int]]:
