@@ -1,11 +1,12 @@
-"""The README's results: the original pipeline vs pycam's detector vs pycam with each verifier.
+"""The README's results: the original pipeline and OpenCV's MOG2 vs pycam, with each verifier.
 
     .venv/bin/python -m bench.results [--manifest ../shared/data/manifest.json] [--verifiers none,hog]
                                       [--onnx-model FILE] [--timeline-clip one_by_one_people]
 
 For every clip of the manifest it runs the original system's pipeline (../shared/tools/reference.py,
-in this process, as evaluate.py does) and pycam's replay
-    python3 app/security_system.py --replay --source SRC --events-out F.jsonl
+in this process, as evaluate.py does), OpenCV's MOG2 at the same working width (`mog2`), and
+pycam's replay at the live clock (as `evaluate.py --live-clock`)
+    python3 app/security_system.py --replay --source SRC --events-out F.jsonl --clock-origin NOW
 once per verifier (PYCAM_VERIFIER=none | hog | onnx when a model is given), scores the alerts with
 evaluate.py's own `score` (an alert counts for an interval when it fires inside [start, end + 2 s];
 any other alert is false), and prints and writes imgs/results.md (the table) and imgs/timeline.png
@@ -55,9 +56,10 @@ def replay(source: Path, verifier: str, extra_env: dict | None = None, timeout: 
         env = dict(os.environ, PYCAM_VERIFIER=verifier, PYCAM_DATA_DIR=str(Path(tmp) / "data"),
                    **(extra_env or {}))
         before = children_cpu()
+        # The live clock, as evaluate.py --live-clock: frame times as large as a camera's.
         run = subprocess.run([sys.executable, "app/security_system.py", "--replay", "--source", str(source),
-                              "--events-out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
-                             timeout=timeout)
+                              "--events-out", str(out), "--clock-origin", f"{time.time():.3f}"], cwd=ROOT,
+                             env=env, capture_output=True, text=True, timeout=timeout)
         cpu = children_cpu() - before
         if run.returncode != 0:
             raise RuntimeError(f"replay of {source} with verifier {verifier} failed ({run.returncode}): "
@@ -72,6 +74,35 @@ def reference(evaluate, source: Path, fps: float) -> tuple[list[int], float, int
     start = time.process_time()
     triggers, frames = evaluate.reference_triggers(str(source), fps)
     return triggers, time.process_time() - start, frames
+
+
+def mog2(source: Path, fps: float, width: int = 320, min_area: float = 0.001) -> tuple[list[int], float, int]:
+    """OpenCV's MOG2 at pycam's working width with a plain 3-of-5-frames trigger and a 5 s cooldown:
+    the standard baseline. Alert frames, CPU seconds (this process) and the frame count."""
+    from collections import deque
+    start = time.process_time()
+    cap = cv2.VideoCapture(str(source))
+    subtractor = cv2.createBackgroundSubtractorMOG2(detectShadows=True)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    recent: deque[bool] = deque(maxlen=5)
+    triggers, last, i = [], None, 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        h, w = frame.shape[:2]
+        ww = min(width, w)
+        fg = subtractor.apply(cv2.resize(frame, (ww, max(1, round(h * ww / w)))))
+        fg = cv2.morphologyEx(np.where(fg == 255, 255, 0).astype(np.uint8), cv2.MORPH_OPEN, kernel)
+        n, _labels, stats, _ = cv2.connectedComponentsWithStats(cv2.dilate(fg, kernel, iterations=2))
+        moving = any(stats[k, cv2.CC_STAT_AREA] >= min_area * fg.size for k in range(1, n))
+        recent.append(moving)
+        if moving and sum(recent) >= 3 and (last is None or (i - last) / fps >= 5.0):
+            triggers.append(i)
+            last = i
+        i += 1
+    cap.release()
+    return triggers, time.process_time() - start, i
 
 
 def summarise(name: str, rows: list[dict], cpu: float, frames: int) -> dict:
@@ -247,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clips", help="comma-separated clip names (default: all)")
     ap.add_argument("--timeline-clip", default="one_by_one_people")
     ap.add_argument("--no-reference", action="store_true", help="skip the original pipeline")
+    ap.add_argument("--no-mog2", action="store_true", help="skip OpenCV's MOG2 baseline")
+    ap.add_argument("--name", default="results", help="file names: NAME.md and NAME-timeline.png in --out")
+    ap.add_argument("--no-costs", action="store_true", help="skip the verifier and training cost runs")
     ap.add_argument("--out", type=Path, default=IMGS, help="where results.md and timeline.png go")
     ap.add_argument("--json", type=Path, help="also write every number as JSON here")
     args = ap.parse_args(argv)
@@ -271,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     per_system: dict[str, dict] = {}
     if not args.no_reference:
         per_system["original (rpi-security-system)"] = {"rows": [], "cpu": 0.0, "frames": 0, "alerts": {}}
+    if not args.no_mog2:
+        per_system["OpenCV MOG2, 3 of 5 frames"] = {"rows": [], "cpu": 0.0, "frames": 0, "alerts": {}}
     for name, _v, _env in systems:
         per_system[name] = {"rows": [], "cpu": 0.0, "frames": 0, "alerts": {}}
     for clip in clips:
@@ -279,6 +315,11 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_reference:
             trig, cpu, counted = reference(evaluate, src, clip["fps"])
             s = per_system["original (rpi-security-system)"]
+            s["rows"].append(evaluate.score(clip, trig, n)); s["cpu"] += cpu; s["frames"] += counted
+            s["alerts"][clip["name"]] = trig
+        if not args.no_mog2:
+            trig, cpu, counted = mog2(src, clip["fps"])
+            s = per_system["OpenCV MOG2, 3 of 5 frames"]
             s["rows"].append(evaluate.score(clip, trig, n)); s["cpu"] += cpu; s["frames"] += counted
             s["alerts"][clip["name"]] = trig
         for name, v, env in systems:
@@ -291,20 +332,20 @@ def main(argv: list[str] | None = None) -> int:
             for k, s in per_system.items()), flush=True)
 
     summaries = [summarise(k, s["rows"], s["cpu"], s["frames"]) for k, s in per_system.items()]
-    cost = verifier_cost(args.manifest)
-    training = train_cost(args.manifest)
+    cost = None if args.no_costs else verifier_cost(args.manifest)
+    training = None if args.no_costs else train_cost(args.manifest)
     when = time.strftime("%Y-%m-%d")
     table = markdown(summaries, clips, cost, training, when)
     print()
     print(table)
     from app import utils
-    utils.atomic_write_bytes(args.out / "results.md", table.encode())
+    utils.atomic_write_bytes(args.out / f"{args.name}.md", table.encode())
     tl = next((c for c in clips if c["name"] == args.timeline_clip), clips[0] if clips else None)
     if tl is not None:
         idx = clips.index(tl)
-        timeline(tl, tl["frames"], {k: s["alerts"][tl["name"]] for k, s in per_system.items()},
-                 args.out / "timeline.png")
-        print(f"wrote {args.out / 'results.md'} and {args.out / 'timeline.png'} ({tl['name']}, clip {idx + 1})")
+        picture = args.out / ("timeline.png" if args.name == "results" else f"{args.name}-timeline.png")
+        timeline(tl, tl["frames"], {k: s["alerts"][tl["name"]] for k, s in per_system.items()}, picture)
+        print(f"wrote {args.out / (args.name + '.md')} and {picture} ({tl['name']}, clip {idx + 1})")
     if args.json:
         utils.atomic_write_json(args.json, {"summaries": summaries, "verifier_cost": cost, "train_cost": training})
     return 0

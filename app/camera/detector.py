@@ -17,12 +17,13 @@ dilate, blob area), with three additions that keep it quiet through lighting and
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from app.camera.clock import EPS
+from app.camera.clock import EPS, elapsed
 from config import MotionConfig
 
 TILE = 8            # lighting-test tile size in working pixels
@@ -36,7 +37,8 @@ SLOW_FACTOR = 0.1   # moving pixels learn this much slower, so a person standing
 MIN_SLOPE = 0.4    # a lighting change scales a tile's texture by at least this (and at most 1/this)
 OBJECT_SHARE = 0.2  # share of a blob that must fail the lighting test for the blob to be an object
 GAIN_ROUGH = 0.004  # mean squared detail of log(frame / background) in a tile above which it is an object
-STIR_SHARE = 0.25   # share of min_area that must have changed since the previous frame for a blob to count
+STIR_SHARE = 0.25   # share of min_area that must have changed in the last STIR_S for a blob to count
+STIR_S = 0.1         # (the previous frame at 10 fps or less; a few frames back at 30 fps)
 DARK = 20.0         # a tile this dark (mean grey, in the frame or the background) shows no texture to test
 BUSY_RISE_S = 5.0   # a place that moves all the time is busy after about this long (0.7 x)...
 BUSY_FADE_S = 60.0  # ...and is forgotten over about this long once it stops
@@ -62,6 +64,7 @@ class MotionDetector:
         self.bg: np.ndarray | None = None          # float32 background
         self.noise: np.ndarray | None = None       # float32 per-pixel mean absolute deviation
         self.prev: np.ndarray | None = None        # previous prepared frame (uint8)
+        self.past: deque = deque()                 # (time, prepared frame) of the last STIR_S or so
         # Epoch seconds since which each foreground pixel has not changed: float64, since float32
         # steps in 128 s at 1.8e9 (ghosts would never be absorbed on a live camera).
         self.still: np.ndarray | None = None
@@ -77,6 +80,7 @@ class MotionDetector:
         self.bg = None
         self.noise = None
         self.prev = None
+        self.past.clear()
         self.still = None
         self.seen = 0
         self.limit = None
@@ -185,10 +189,11 @@ class MotionDetector:
             self.activity[m] += (1.0 - float(np.exp(-dt / BUSY_RISE_S))) * (1.0 - self.activity[m])
 
     def _stirs(self, grey, box, mask, min_px) -> bool:
-        """Whether a blob changed since the previous frame: a step of light stays put once it has
+        """Whether a blob changed in the last STIR_S: a step of light stays put once it has
         happened, someone in view keeps stirring (a still one is absorbed after absorb_s anyway)."""
         x, y, w, h = box
-        now, before = grey[y:y + h, x:x + w], self.prev[y:y + h, x:x + w]
+        earlier = self._earlier()
+        now, before = grey[y:y + h, x:x + w], earlier[y:y + h, x:x + w]
         step = cv2.compare(cv2.absdiff(now, before), self.limit[y:y + h, x:x + w].astype(np.uint8), cv2.CMP_GT)
         return cv2.countNonZero(step & mask[y:y + h, x:x + w]) >= STIR_SHARE * min_px
 
@@ -315,3 +320,16 @@ class MotionDetector:
                 self.bg[settled] = cur[settled]
                 self.still[settled] = now
         self.prev = grey
+        # Stirring is judged against the frame STIR_S ago, whatever the frame rate (at 30 fps a
+        # person moves little from one frame to the next).
+        self.past.append((now, grey))
+        while len(self.past) > 1 and elapsed(now, self.past[1][0], STIR_S):
+            self.past.popleft()     # the next frame compares with past[0] or a newer one
+
+    def _earlier(self) -> np.ndarray:
+        """The newest kept frame at least STIR_S older than the one being judged (else the oldest)."""
+        now = self.last_time
+        for t, frame in reversed(self.past):
+            if elapsed(now, t, STIR_S):
+                return frame
+        return self.past[0][1] if self.past else self.prev

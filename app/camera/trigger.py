@@ -23,7 +23,7 @@ from config import TriggerConfig
 
 
 RECENT_S = 3.0       # where an event moved this recently is not new
-FIRST_S = 0.5        # while the background is young, an event alerts once it has left where it moved this early
+FIRST_S = 0.25       # while the background is young, an event alerts once it has left where it moved this early
 NEW_SHARE = 0.5      # a box at least this much outside those places is something new
 MARGIN = 0.1         # places are grown by this share of each box's size (a sway is not a walk)
 KNOWN_MARGIN = 0.5   # ...and by this much for what is new (a limb, a step, is not someone new)
