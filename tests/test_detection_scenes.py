@@ -2,8 +2,9 @@
 trigger, the code replay and the camera run) at the live clock. Pure: no camera, no Redis."""
 import cv2
 import numpy as np
+import pytest
 
-from tests.scenes import FPS, H, W, Scene, overlaps, person, run
+from tests.scenes import FPS, H, W, Scene, overlaps, person, run, texture
 
 
 def frames_for(seconds, make):
@@ -91,3 +92,24 @@ def test_trees_swaying_from_the_first_frame_do_not_alert():
 
     alerts, _ = run(frames_for(20, lambda t: scene.frame(extra=sway(t))))
     assert alerts == []
+
+
+def test_a_tree_tossing_over_a_road_does_not_alert_but_every_passing_car_does():
+    scene, rng = Scene(11), np.random.default_rng(3)
+    scene.bg[:70, :] = 230                                   # bright sky behind the tree
+    car = texture(21, 70, 34, scale=2.0, mean=60, contrast=40)
+    passes = (20, 35, 50, 65, 80)
+
+    def leaves(img):                                         # dark leaves against the sky, new each frame
+        for _ in range(60):
+            cv2.circle(img, (int(rng.uniform(120, 260)), int(rng.uniform(0, 80))), int(rng.uniform(2, 5)), 40, -1)
+
+    def make(t):
+        cars = [(car, -70 + (t - s) * 70 if k % 2 == 0 else W - (t - s) * 70, 90 + 20 * (k % 2))
+                for k, s in enumerate(passes) if s <= t < s + 6]
+        return scene.frame(objects=cars, extra=leaves)
+
+    alerts, ended = run(frames_for(90, make))
+    assert len(ended) >= len(passes)                         # events end although the tree never stops
+    assert [min(a[1] for a in alerts if s <= a[1]) - s for s in passes] == pytest.approx([0.3] * 5, abs=0.5)
+    assert all(any(s <= a[1] <= s + 6 for s in passes) for a in alerts)   # no alert for the tree alone

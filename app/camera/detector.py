@@ -43,6 +43,8 @@ DARK = 20.0         # a tile this dark (mean grey, in the frame or the backgroun
 BUSY_RISE_S = 5.0   # a place that moves all the time is busy after about this long (0.7 x)...
 BUSY_FADE_S = 60.0  # ...and is forgotten over about this long once it stops
 BUSY = 0.5          # activity level above which a place is busy
+BUSY_EDGE = 2       # pixels around a busy place that count as busy too
+FRESH_SHARE = 0.5   # a blob counts when at least this share of it (and min_area) is outside busy places
 
 
 @dataclass
@@ -206,15 +208,18 @@ class MotionDetector:
         return kept, int(cv2.countNonZero(kept))
 
     def _outside_busy(self, mask, boxes, min_px):
-        """The blobs that still count once busy places are left out: at least min_px outside them."""
-        busy = self.activity > BUSY
+        """The blobs that still count once busy places are left out: mostly, and min_px, outside them."""
+        busy = (self.activity > BUSY).astype(np.uint8)
         if not busy.any():
             return mask, boxes, int(cv2.countNonZero(mask))
+        # The edge of a busy place moves less often than its middle, but belongs to it.
+        busy = cv2.dilate(busy, self.kernel, iterations=BUSY_EDGE) > 0
         kept_mask = np.zeros_like(mask)
         kept, area = [], 0
         for x, y, w, h in boxes:
             blob = mask[y:y + h, x:x + w] > 0
-            if np.count_nonzero(blob & ~busy[y:y + h, x:x + w]) >= min_px:
+            fresh = np.count_nonzero(blob & ~busy[y:y + h, x:x + w])
+            if fresh >= min_px and fresh >= FRESH_SHARE * np.count_nonzero(blob):
                 kept.append((x, y, w, h))
                 kept_mask[y:y + h, x:x + w] |= mask[y:y + h, x:x + w]
                 area += int(np.count_nonzero(blob))

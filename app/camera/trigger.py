@@ -43,6 +43,7 @@ class Event:
     area: float = 0.0                          # area of the alerting frame
     recent: deque = field(default_factory=deque, repr=False)  # (time, boxes) of its recent moving frames
     first: list = field(default_factory=list, repr=False)     # boxes of its first FIRST_S
+    young: bool = False        # began while the background was young: alerts only once it travels
 
 
 @dataclass
@@ -97,6 +98,7 @@ class EventTrigger:
         if motion:
             if ev is None:
                 ev = self.event = Event(index, now, now, index)
+                ev.young = self.quiet_until is not None and now < self.quiet_until - EPS
             ev.last_motion_time, ev.end_frame = now, index
             ev.recent.append((now, [b for b, label in zip(boxes, labels) if label is False]))
             if not elapsed(now, ev.start_time, FIRST_S):
@@ -114,10 +116,11 @@ class EventTrigger:
     def _may_alert(self, now: float, ev: Event, boxes) -> bool:
         if sum(self.recent) < self.cfg.min_motion_frames:
             return False
-        if self.quiet_until is not None and now < self.quiet_until - EPS:
-            # The background is young: trees, screens and sensor noise still move in place. Someone
-            # already in view when watching starts walks away from where they first moved, and
-            # stays away (a swaying branch only pokes out now and then).
+        if ev.young:
+            # The event began while the background was young: trees, screens and sensor noise
+            # still moved in place, unlearned. Someone already in view when watching starts walks
+            # away from where they first moved, and stays away (a branch only pokes out now and
+            # then); a tree keeps its event going until it is learned as busy, and the event ends.
             self.away.append(any(outside_share(b, ev.first) >= NEW_SHARE for b in boxes))
             return sum(self.away) >= self.cfg.min_motion_frames
         return self.last_alert_time is None or elapsed(now, self.last_alert_time, self.cfg.cooldown_s)
