@@ -1,7 +1,7 @@
 """The verification policy, one implementation for the live daemon and for replay.
 
 An event is judged on its trigger frame. Refused, it is judged again on a newer frame every
-RECHECK_EVERY_S while it keeps moving, for RECHECK_FOR_S after the trigger: a person entering
+RECHECK_EVERY_S while something moves, for RECHECK_FOR_S after the trigger: a person entering
 close to the camera shows only a head at first, and a few frames later the whole body. A pass on
 a later frame makes that frame the event's picture (the `candidate`).
 
@@ -64,21 +64,23 @@ class Verification:
                 snapshot: Callable[[Any, Any], Candidate] | None = None) -> Judgement | None:
         """Call once per frame (or with no frame, after the source closed); a Judgement when done.
 
-        `ongoing`: the event is still going on. `frame` and `result` are this frame and its motion
-        result; `snapshot(frame, result)` makes the Candidate for a re-check.
+        `frame` and `result` are this frame and its motion result; `snapshot(frame, result)` makes
+        the Candidate for a re-check. Re-checks go on while anything moves, even once the event
+        has ended (someone lingering at the door ends an event and starts another without an
+        alert); a new alert interrupts them. `ongoing` is kept for the callers' symmetry.
         """
         if not self.future.done():
             return None
         verdict = self.future.result()
         if verdict.passed:
             return Judgement(True, verdict, self.pending)
-        if (frame is not None and ongoing and result.motion
+        if (frame is not None and result.motion
                 and self.next_check - EPS <= now <= self.deadline + EPS):
             self.next_check = frame.time + RECHECK_EVERY_S
             self.pending = snapshot(frame, result)
             self.future = self.submit(self.pending.image, self.pending.boxes)
             return None
-        if not ongoing or now > self.deadline + EPS:
+        if now > self.deadline + EPS:
             return Judgement(False, verdict)
         return None
 
