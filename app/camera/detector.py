@@ -54,8 +54,7 @@ class MotionResult:
     area: float = 0.0                 # total area of the moving blobs, as a fraction of the frame
     boxes: list[tuple[int, int, int, int]] = field(default_factory=list)  # x, y, w, h (working px)
     mask: np.ndarray | None = None    # foreground mask (working size, 0/255)
-    reason: str = ""                  # why the frame was discounted: learning, lighting, noise, busy, still
-    held: list[tuple[int, int, int, int]] = field(default_factory=list)  # blobs still there, not stirring
+    reason: str = ""                  # why the frame was discounted: learning, lighting, noise
 
 
 class MotionDetector:
@@ -160,7 +159,6 @@ class MotionDetector:
                 self._note_activity(now, objects_mask)
                 mask, counted, area_px = self._outside_busy(objects_mask, boxes, min_px)
                 stirring = [b for b in counted if self._stirs(grey, b, mask, min_px)]
-                result.held = [b for b in counted if b not in stirring]
                 if len(stirring) < len(counted):
                     mask, area_px = self._only(mask, stirring)
                 result.mask, result.boxes, result.area = mask, stirring, area_px / total

@@ -33,8 +33,7 @@ class Pipeline:
         if not self.trigger.new_min_px and self.detector.size:
             w, h = self.detector.size
             self.trigger.new_min_px = NEW_MIN_AREAS * self.detector.cfg.min_area * w * h
-        return result, self.trigger.update(index, now, result.motion, result.area, result.boxes,
-                                           held=bool(result.held))
+        return result, self.trigger.update(index, now, result.motion, result.area, result.boxes)
 
     def scale_boxes(self, boxes, frame_width: int) -> list[list[int]]:
         """Boxes from working pixels to the pixels of a frame `frame_width` wide."""

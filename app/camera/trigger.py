@@ -80,17 +80,11 @@ class EventTrigger:
         self.moving = []
         return ended
 
-    def update(self, index: int, now: float, motion: bool, area: float = 0.0, boxes=(), held: bool = False) -> Step:
-        """Feed one frame's motion flag; returns what this frame changed.
-
-        `held`: something is still there without stirring (someone standing): it keeps an event
-        going, but never starts one or counts towards an alert (a step of light does the same).
-        """
+    def update(self, index: int, now: float, motion: bool, area: float = 0.0, boxes=()) -> Step:
+        """Feed one frame's motion flag; returns what this frame changed."""
         step = Step()
         self.recent.append(motion)
         ev = self.event
-        if ev is not None and held and not motion:
-            ev.last_motion_time = now
         if ev is not None and not motion and elapsed(now, ev.last_motion_time, self.cfg.end_after_s):
             step.ended, self.event, ev = ev, None, None
         labels = self._label(ev, now, boxes if motion else ())
