@@ -145,7 +145,10 @@ def test_redis_restart_mid_run_loses_no_event(tmp_path, short_clip):
         entries = wait_for(lambda: check.xrange(keys.EVENTS), timeout=10)
         event_id = json.loads(entries[0][1]["event"])["id"]
         jobs = [json.loads(f["job"]) for _, f in check.xrange(keys.SLACK_OUTBOX)]
-        assert [j["event_id"] for j in jobs] == [event_id]
+        assert [j["event_id"] for j in jobs if j["type"] == "alert"] == [event_id]
+        # Redis came back empty: the camera did not disarm itself, and said so in Slack.
+        assert check.get(keys.CAMERA_STATUS) == "true"
+        assert any(j["type"] == "message" and "stays *armed*" in j["text"] for j in jobs)
         stop_flag.set()
         thread.join(5)
         assert not thread.is_alive()

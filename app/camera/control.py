@@ -7,9 +7,11 @@ last switches read stay in force, and recorded events wait (app/camera/publisher
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
-from app import keys, state
+from app import keys, state, utils
 from app.backoff import Backoff
 
 log = logging.getLogger("security_system")
@@ -48,6 +50,7 @@ class RedisLink:
 class Switches:
     """What the owner asked for, as last read from Redis."""
     armed: bool = False
+    armed_known: bool = True      # False: Redis had no camera_status (it came back empty, or first run)
     notifications: bool = True
     training: bool = False
     pantilt_target: object = None
@@ -59,7 +62,26 @@ CONTROL_KEYS = (keys.CAMERA_STATUS, keys.CAMERA_NOTIFICATIONS, keys.TRAINING_MOD
 def read_switches(r) -> Switches:
     """The switches in one round trip (flags decoded by the one rule in app.state)."""
     raw = r.mget(CONTROL_KEYS)
-    return Switches(armed=state.decode_flag(keys.CAMERA_STATUS, raw[0]),
+    return Switches(armed=state.decode_flag(keys.CAMERA_STATUS, raw[0]), armed_known=raw[0] is not None,
                     notifications=state.decode_flag(keys.CAMERA_NOTIFICATIONS, raw[1]),
                     training=state.decode_flag(keys.TRAINING_MODE, raw[2]),
                     pantilt_target=state.decode_json(raw[3]))
+
+
+class ArmedMemory:
+    """The armed state on disk (<data dir>/armed.json), so the camera fails armed, not disarmed:
+    it is what the daemon starts with while Redis is down, and what it restores when Redis comes
+    back without its data."""
+
+    def __init__(self, data_dir: Path):
+        self.path = Path(data_dir) / "armed.json"
+
+    def load(self) -> bool | None:
+        value = utils.read_json_file(self.path)
+        return value.get("armed") if isinstance(value, dict) and isinstance(value.get("armed"), bool) else None
+
+    def save(self, armed: bool) -> None:
+        try:
+            utils.atomic_write_json(self.path, {"armed": armed, "time": time.time()})
+        except OSError as e:   # a full disk must not stop the camera
+            log.warning("Cannot remember the armed state on disk: %s", e.strerror or e)

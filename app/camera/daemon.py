@@ -25,9 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 
 import config
-from app import health, keys, state
+from app import health, keys, outbox, state
 from app.camera.capture import Capture
-from app.camera.control import RedisLink, Switches, read_switches
+from app.camera.control import ArmedMemory, RedisLink, Switches, read_switches
 from app.camera.pipeline import Pipeline
 from app.camera.publisher import Publisher
 from app.camera.recorder import EventRecorder
@@ -64,6 +64,12 @@ class CameraDaemon:
         self.verifying: tuple[dict, Verification] | None = None   # an event waiting for its verdict
         self.arm_at_start = arm
         self.recovered = False
+        # Fail armed: while Redis is away (or comes back empty) the last armed state on disk holds.
+        self.memory = ArmedMemory(settings.data_dir)
+        self.switches.armed = arm or self.memory.load() is True
+        if arm:
+            self.memory.save(True)
+        self.disk_told: str | None = None       # the disk problem the owner was told about
         self.next_control = self.next_beat = self.next_retention = 0.0
 
     # ---------- control from Redis ----------
@@ -72,13 +78,28 @@ class CameraDaemon:
         switches = self.link.call(read_switches, self.link.r)
         if switches is None:
             return
-        if not self.recovered:   # first contact: defaults, --arm, and events a crash left unpublished
+        r = self.link.r
+        if not self.recovered:   # first contact: --arm, defaults, and events a crash left unpublished
             self.recovered = True
-            self.link.call(state.init_flags, self.link.r)
             if self.arm_at_start:
-                self.link.call(state.set_flag, self.link.r, keys.CAMERA_STATUS, True)
-                switches.armed = True
+                self.link.call(state.set_flag, r, keys.CAMERA_STATUS, True)
+                switches.armed = switches.armed_known = True
+            if switches.armed_known:
+                self.link.call(state.init_flags, r)
+            for event_id in self.store.finish_incomplete(self.s.camera.name):
+                log.info("Event %s was cut short by a crash; finished and published now", event_id)
             self.publisher.recover(self.store.recent())
+        if not switches.armed_known:
+            # Redis has no camera_status: it restarted without its data (or this is the first
+            # run). The state the camera was in holds; never disarm silently.
+            remembered = self.switches.armed
+            self.link.call(state.set_flag, r, keys.CAMERA_STATUS, remembered)
+            self.link.call(state.init_flags, r)
+            if remembered:
+                log.warning("Redis had lost camera_status; restored it (armed)")
+                self._announce("pycam: Redis restarted without its data. The camera stays *armed*; "
+                               "check /pycam_status.")
+            switches.armed = remembered
         if switches.armed != self.switches.armed:
             self.set_armed(switches.armed)
         if switches.pantilt_target != self.switches.pantilt_target:
@@ -88,6 +109,7 @@ class CameraDaemon:
     def set_armed(self, armed: bool) -> None:
         """Arm (open the camera, learn the background afresh) or disarm (release the camera)."""
         self.switches.armed = armed
+        self.memory.save(armed)
         log.info("Camera %s", "armed" if armed else "disarmed")
         if not armed:
             self._end_event()
@@ -119,11 +141,21 @@ class CameraDaemon:
         self.link.call(state.set_json, self.link.r, keys.PANTILT_POSITION,
                        {"pan": pan, "tilt": tilt, "present": present, "time": time.time()})
 
+    def _announce(self, text: str) -> None:
+        """One message to the owner's channel (through the notifier)."""
+        self.link.call(outbox.enqueue, self.link.r, outbox.make_job("message", text=text))
+
     def heartbeat(self) -> None:
         # A stream URL may carry a password (rtsp://user:pass@...): never put it in Redis.
         source = self.s.camera.source
+        disk = self.recorder.disk_error
         detail = {"source": source if "://" not in source else "stream", "frames": self.frames,
-                  "events": self.recorder.count, "pending": len(self.publisher.pending), "error": self.capture.error}
+                  "events": self.recorder.count, "pending": len(self.publisher.pending),
+                  "error": self.capture.error, "disk": disk}
+        if disk != self.disk_told and self.link.ok:
+            self._announce(f"pycam: {disk}. The camera keeps watching and alerting, without pictures."
+                           if disk else "pycam: events are written to disk again.")
+            self.disk_told = disk
         self.link.call(health.write_heartbeat, self.link.r, PROCESS,
                        self.capture.state if self.switches.armed else "disarmed", detail, self.s.heartbeat_ttl_s)
 

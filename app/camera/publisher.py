@@ -47,8 +47,9 @@ class Publisher:
         meta["notified"] = notify
         pipe = r.pipeline(transaction=True)
         pipe.xadd(keys.EVENTS, {"event": json.dumps(meta)}, maxlen=self.stream_maxlen, approximate=True)
-        pipe.set(keys.LATEST_IMAGE, json.dumps({"event_id": meta["id"], "path": meta["snapshot"],
-                                                "time": meta["time"]}))
+        if meta.get("snapshot"):   # none when the disk refused it (the alert goes out as text)
+            pipe.set(keys.LATEST_IMAGE, json.dumps({"event_id": meta["id"], "path": meta["snapshot"],
+                                                    "time": meta["time"]}))
         if meta.get("verified") is False:
             pipe.incr(keys.UNVERIFIED_COUNT)
         if notify:

@@ -3,7 +3,11 @@
 An event is on disk before anyone is told: the annotated snapshot and the clean frame, then its
 metadata (written last, so its presence means the event is complete). Later writes change only
 the metadata (verdict, end, peak, whether it was notified), or replace the pictures with the frame
-the verifier passed. Layout and atomic writes: app/storage/events.py.
+the verifier passed. Layout, atomic writes and retention: app/storage/events.py.
+
+A full (or failing) disk never stops the camera: the oldest event is given up to make room, and
+if the write still fails the event goes on without its pictures (`stored: false`; the owner is
+still alerted, with text) and `disk_error` says why until a write succeeds again.
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ class EventRecorder:
         self.quality = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
         self.current: dict | None = None
         self.count = 0
+        self.disk_error: str | None = None   # why the last write failed; None once writes succeed
 
     def _jpegs(self, image, boxes, taken: float) -> tuple[bytes, bytes]:
         """The annotated snapshot (stamped with the time the frame was taken) and the clean frame."""
@@ -53,7 +58,7 @@ class EventRecorder:
                 "start_time": taken - (alert.alert_time - alert.start_time),
                 "area": round(alert.area, 5), "peak_area": round(alert.peak_area, 5), "boxes": boxes,
                 "frame_size": [image.shape[1], image.shape[0]], "verified": None, "notified": False}
-        meta = self.store.save(meta, *self._jpegs(image, boxes, taken))
+        meta = self._save(meta, *self._jpegs(image, boxes, taken))
         self.count += 1
         self.current = meta
         log.info("Event %s area %.3f boxes %s -> %s", event_id, alert.area, boxes, meta["snapshot"])
@@ -74,9 +79,10 @@ class EventRecorder:
         candidate = judgement.candidate
         if judgement.passed and candidate is not None:
             meta["boxes"] = candidate.boxes
-            meta.update(self.store.save(meta, *self._jpegs(candidate.image, candidate.boxes, candidate.taken)))
+            if meta.get("stored", True):
+                meta.update(self._save(meta, *self._jpegs(candidate.image, candidate.boxes, candidate.taken)))
         else:
-            self.store.update(meta)
+            self._update(meta)
         if judgement.passed is False:
             log.info("Event %s not notified: %s", meta["id"], verdict.reason)
 
@@ -86,9 +92,39 @@ class EventRecorder:
             self.current["end_time"] = time.time()
             if peak_area is not None:
                 self.current["peak_area"] = max(self.current["peak_area"], round(peak_area, 5))
-            self.store.update(self.current)
+            self._update(self.current)
         self.current = None
 
     def published(self, meta: dict) -> None:
         """The event reached Redis (and its alert was queued, when `notified`)."""
-        self.store.update(meta)
+        self._update(meta)
+
+    def _save(self, meta: dict, snapshot: bytes, clean: bytes) -> dict:
+        """The store's save; on a refusal, make room by the oldest event and try once more."""
+        for attempt in (1, 2):
+            try:
+                saved = self.store.save(meta, snapshot, clean)
+            except OSError as e:
+                if attempt == 1 and self.store.evict_oldest(keep=meta["id"]):
+                    continue
+                self._failed(e)
+                return dict(meta, snapshot=None, clean=None, stored=False)
+            if self.disk_error:
+                log.info("Events are written to disk again")
+            self.disk_error = None
+            return saved
+        return meta
+
+    def _update(self, meta: dict) -> None:
+        if not meta.get("stored", True):
+            return
+        try:
+            self.store.update(meta)
+        except OSError as e:
+            self._failed(e)
+
+    def _failed(self, e: OSError) -> None:
+        why = f"cannot write events: {e.strerror or e}"
+        if why != self.disk_error:
+            log.error("%s; the camera keeps watching and alerting without pictures", why)
+        self.disk_error = why

@@ -29,6 +29,11 @@ def is_event_id(value: object) -> bool:
     return isinstance(value, str) and EVENT_ID_RE.match(value) is not None
 
 
+def event_time(event_id: str) -> float:
+    """The trigger time an event id carries (local time, to the second)."""
+    return time.mktime(time.strptime(event_id[:15], "%Y%m%d-%H%M%S"))
+
+
 def events_root(data_dir: Path) -> Path:
     """The events folder under the data dir (one folder per day inside)."""
     return Path(data_dir) / "events"
@@ -70,27 +75,128 @@ def complete_ids(data_dir: Path) -> list[str]:
 
 
 class EventStore:
-    """Writes events to disk atomically (images first, metadata last) and enforces retention."""
+    """Writes events to disk atomically (images first, metadata last) and keeps retention.
+
+    The store keeps an index of its events (id -> [trigger time, bytes], oldest first: ids sort by time),
+    built by one scan at first use and kept up to date by every write and deletion, so retention
+    costs the same at 100 events as at 50,000, and the events folder never grows past
+    max_total_mb: room is made before each event is written.
+    """
 
     def __init__(self, data_dir: Path, cfg):
         self.data_dir = Path(data_dir)
         self.root = events_root(self.data_dir)
         self.cfg = cfg
+        self._index: dict[str, list] | None = None
+        self.total = 0
+        self.incomplete: list[str] = []      # ids with images but no metadata, found by the scan
 
+    # -- the index -----------------------------------------------------------------------------
+    def _scan(self) -> None:
+        """Index what is on disk (once); stray temp files of an interrupted write are removed."""
+        groups: dict[str, list] = {}
+        if self.root.is_dir():
+            for day in sorted(p for p in self.root.iterdir() if p.is_dir()):
+                for f in day.iterdir():
+                    if is_temp_file(f):
+                        f.unlink(missing_ok=True)
+                        continue
+                    event_id = f.name.split(".")[0]
+                    if not f.is_file() or not is_event_id(event_id):
+                        continue
+                    entry = groups.setdefault(event_id, [event_time(event_id), 0, False])
+                    entry[1] += f.stat().st_size
+                    entry[2] |= f.suffix == ".json"
+        self._index = {i: [groups[i][0], groups[i][1]] for i in sorted(groups)}
+        self.incomplete = [i for i in sorted(groups) if not groups[i][2]]
+        self.total = sum(e[1] for e in self._index.values())
+
+    @property
+    def index(self) -> dict[str, list]:
+        if self._index is None:
+            self._scan()
+        return self._index
+
+    def _files_of(self, event_id: str) -> list[Path]:
+        d = event_dir(self.data_dir, event_id)
+        try:
+            return [f for f in d.iterdir() if f.name.split(".")[0] == event_id]
+        except FileNotFoundError:
+            return []
+
+    def _size_of(self, event_id: str) -> int:
+        total = 0
+        for f in self._files_of(event_id):
+            try:
+                total += f.stat().st_size
+            except FileNotFoundError:
+                pass
+        return total
+
+    def _account(self, event_id: str) -> None:
+        size = self._size_of(event_id)
+        entry = self.index.setdefault(event_id, [event_time(event_id), 0])
+        self.total += size - entry[1]
+        entry[1] = size
+
+    def delete(self, event_id: str) -> None:
+        """Delete one event, all of its files together."""
+        for f in self._files_of(event_id):
+            f.unlink(missing_ok=True)
+        entry = self.index.pop(event_id, None)
+        if entry is not None:
+            self.total -= entry[1]
+        day = event_dir(self.data_dir, event_id)
+        try:
+            day.rmdir()            # only when it is empty
+        except OSError:
+            pass
+
+    def evict_oldest(self, keep: str | None = None) -> bool:
+        """Delete the oldest event (never `keep`); False when there is nothing to delete."""
+        oldest = next((i for i in self.index if i != keep), None)
+        if oldest is None:
+            return False
+        self.delete(oldest)
+        return True
+
+    # -- writes ----------------------------------------------------------------------------------
     def save(self, meta: dict, snapshot_jpg: bytes, clean_jpg: bytes) -> dict:
-        """Write an event's two JPEGs then its metadata; returns meta with relative paths filled in."""
+        """Write an event's two JPEGs then its metadata; returns meta with relative paths filled in.
+
+        Room is made first (oldest events deleted) so the folder stays under max_total_mb. Raises
+        OSError when the disk refuses (full): nothing of this event is left behind then.
+        """
         files = event_files(self.data_dir, meta["id"])
         meta = dict(meta, snapshot=str(files["snapshot"].relative_to(self.data_dir)),
                     clean=str(files["clean"].relative_to(self.data_dir)))
-        atomic_write_bytes(files["snapshot"], snapshot_jpg)
-        atomic_write_bytes(files["clean"], clean_jpg)
-        atomic_write_json(files["meta"], meta)
+        self.make_room(len(snapshot_jpg) + len(clean_jpg) + 4096, keep=meta["id"])
+        try:
+            atomic_write_bytes(files["snapshot"], snapshot_jpg)
+            atomic_write_bytes(files["clean"], clean_jpg)
+            atomic_write_json(files["meta"], meta)
+        except OSError:
+            for f in files.values():
+                f.unlink(missing_ok=True)
+            self._account(meta["id"])
+            raise
+        self._account(meta["id"])
         return meta
 
     def update(self, meta: dict) -> None:
         """Rewrite an event's metadata (its end, its verdict)."""
         atomic_write_json(event_files(self.data_dir, meta["id"])["meta"], meta)
+        self._account(meta["id"])
 
+    def make_room(self, needed: int, keep: str | None = None) -> int:
+        """Delete the oldest events until `needed` more bytes fit under max_total_mb."""
+        limit = self.cfg.max_total_mb * 1e6
+        deleted = 0
+        while self.total + needed > limit and self.evict_oldest(keep):
+            deleted += 1
+        return deleted
+
+    # -- reads -----------------------------------------------------------------------------------
     def load(self, event_id: str) -> dict | None:
         """An event's metadata, or None when unknown (or not a valid id)."""
         if not is_event_id(event_id):
@@ -113,32 +219,36 @@ class EventStore:
     def enforce_retention(self, now: float | None = None) -> int:
         """Delete events older than retention_days, then the oldest while over max_total_mb.
 
-        Returns how many events were deleted. Works per event (all of its files together).
+        Returns how many were deleted; costs only what it deletes (the index is in memory).
         """
-        if not self.root.is_dir():
-            return 0
         now = time.time() if now is None else now
-        events = []  # (mtime, size, [files]) per event id, oldest first
-        for day in sorted(p for p in self.root.iterdir() if p.is_dir()):
-            groups: dict[str, list[Path]] = {}
-            for f in day.iterdir():
-                if f.is_file():
-                    groups.setdefault(f.name.split(".")[0], []).append(f)
-            for event_id in sorted(groups):
-                stats = [f.stat() for f in groups[event_id]]
-                events.append((min(s.st_mtime for s in stats), sum(s.st_size for s in stats), groups[event_id]))
-        total = sum(size for _, size, _ in events)
-        limit = self.cfg.max_total_mb * 1e6
         cutoff = now - self.cfg.retention_days * 86400
         deleted = 0
-        for mtime, size, files in events:
-            if mtime >= cutoff and total <= limit:
+        while self.index:
+            oldest = next(iter(self.index))
+            if self.index[oldest][0] >= cutoff:
                 break
-            for f in files:
-                f.unlink(missing_ok=True)
-            total -= size
+            self.delete(oldest)
             deleted += 1
-        for day in self.root.iterdir():
-            if day.is_dir() and not any(day.iterdir()):
-                day.rmdir()
-        return deleted
+        return deleted + self.make_room(0)
+
+    def finish_incomplete(self, camera: str) -> list[str]:
+        """Events whose images were written but not their metadata (a crash in between): write a
+        minimal one, so they are published (and notified) once, like any event."""
+        finished = []
+        self.index   # the first scan finds them
+        for event_id in list(self.incomplete):
+            files = event_files(self.data_dir, event_id)
+            if files["meta"].exists() or not files["snapshot"].exists():
+                continue
+            when = event_time(event_id)
+            meta = {"id": event_id, "camera": camera, "time": when,
+                    "time_iso": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(when)),
+                    "start_time": when, "area": 0.0, "peak_area": 0.0, "boxes": [],
+                    "snapshot": str(files["snapshot"].relative_to(self.data_dir)),
+                    "clean": str(files["clean"].relative_to(self.data_dir)) if files["clean"].exists() else None,
+                    "verified": None, "notified": False, "recovered": True}
+            self.update(meta)
+            finished.append(event_id)
+        self.incomplete = []
+        return finished

@@ -1,0 +1,121 @@
+"""Faults the camera must ride out: a full disk, Redis away at start, a crash mid-write.
+Real parts: a tmpfs of 1 MB for the full card (skipped where mounting is not allowed), a real
+redis-server, the real daemon process on a real clip."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from app import keys
+from config import EventsConfig
+from app.storage.events import EventStore, event_files, new_event_id
+from tests.conftest import ROOT, RedisServer
+from tests.test_camera_daemon import short_clip, stop, wait_for  # noqa: F401  (short_clip is a fixture)
+
+
+def daemon(redis_url, data_dir, clip, config_dir, *extra, loop="true"):
+    cfg = Path(config_dir) / "pycam.yaml"
+    cfg.write_text(f"camera:\n  loop: {loop}\npantilt:\n  enabled: 'off'\nheartbeat_s: 1\n"
+                   "trigger:\n  cooldown_s: 1\n")
+    env = dict(os.environ, REDIS_URL=redis_url, PYCAM_DATA_DIR=str(data_dir), PYCAM_SOURCE=clip,
+               PYCAM_CONFIG=str(cfg))
+    return subprocess.Popen([sys.executable, "app/security_system.py", *extra], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 1 MB filesystem (tmpfs), unmounted afterwards."""
+    where = tmp_path / "card"
+    where.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a 1 MB tmpfs needs root (CI runs as root)")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def jobs(r):
+    return [json.loads(f["job"]) for _, f in r.xrange(keys.SLACK_OUTBOX)]
+
+
+def test_the_events_folder_never_grows_past_its_cap(tmp_path):
+    store = EventStore(tmp_path, EventsConfig(max_total_mb=0.25))
+    for i in range(12):
+        store.save({"id": new_event_id(1_700_000_000 + i)}, b"x" * 60_000, b"y" * 20_000)
+        on_disk = sum(f.stat().st_size for f in (tmp_path / "events").rglob("*") if f.is_file())
+        assert on_disk <= 0.25e6
+    assert len(list((tmp_path / "events").rglob("*.json"))) == 3
+
+
+def test_a_full_card_never_stops_the_camera_and_it_says_so(small_disk, tmp_path, redis_url, short_clip):
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    r.set(keys.CAMERA_STATUS, "true")
+    filler = small_disk / "filler"
+    with open(filler, "wb", buffering=0) as f:         # the card is full before the first event
+        for chunk in (65536, 1024, 1):
+            try:
+                while True:
+                    f.write(b"\0" * chunk)
+            except OSError:
+                pass
+    proc = daemon(redis_url, small_disk, short_clip, tmp_path)
+    try:
+        alert = wait_for(lambda: [j for j in jobs(r) if j["type"] == "alert"], timeout=30)[0]
+        assert alert["snapshot"] is None                                    # alerted all the same, as text
+        wait_for(lambda: any("cannot write events" in j.get("text", "") for j in jobs(r)), timeout=10)
+        beat = json.loads(r.get(keys.heartbeat("security_system")))
+        assert "cannot write events" in beat["detail"]["disk"]
+        assert proc.poll() is None                                          # still running
+        filler.unlink()                                                     # space comes back
+        wait_for(lambda: any(j.get("text", "").endswith("written to disk again.") for j in jobs(r)), timeout=40)
+        stored = wait_for(lambda: [j for j in jobs(r) if j["type"] == "alert" and j["snapshot"]], timeout=40)
+        assert (small_disk / stored[0]["snapshot"]).is_file()
+    finally:
+        stop(proc)
+
+
+def test_redis_down_at_start_with_arm_still_records_and_publishes_later(tmp_path, short_clip):
+    server = RedisServer(tmp_path / "redis")
+    (tmp_path / "redis").mkdir()
+    data = tmp_path / "data"
+    proc = daemon(server.url, data, short_clip, tmp_path, "--arm", loop="false")
+    try:
+        wait_for(lambda: list(data.glob("events/*/*.json")), timeout=30)    # recorded with no Redis
+        server.start()
+        check = redis.Redis.from_url(server.url, decode_responses=True)
+        wait_for(lambda: check.xrange(keys.EVENTS), timeout=15)
+        assert check.get(keys.CAMERA_STATUS) == "true"
+        assert [j["type"] for j in jobs(check)].count("alert") == 1
+    finally:
+        stop(proc)
+        server.stop()
+
+
+def test_an_event_cut_short_by_a_crash_is_finished_and_published_once(tmp_path, redis_url):
+    from app import state
+    from app.camera.daemon import CameraDaemon
+    from app.utils import StopFlag
+    import config
+    settings = config.load_settings(env={"REDIS_URL": redis_url, "PYCAM_DATA_DIR": str(tmp_path / "data")})
+    event_id = new_event_id()
+    files = event_files(settings.data_dir, event_id)
+    files["snapshot"].parent.mkdir(parents=True)
+    files["snapshot"].write_bytes(b"jpeg")                 # images written, then kill -9: no metadata
+    files["clean"].write_bytes(b"jpeg")
+    stray = files["snapshot"].parent / f".{event_id}.json.abc.tmp"
+    stray.write_bytes(b"{")
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    for _ in range(2):                                     # two restarts: published once
+        d = CameraDaemon(settings, state.connect(redis_url, "test"), StopFlag())
+        d.poll_control()
+        d.publisher.flush()
+    assert not stray.exists()
+    assert [json.loads(f["event"])["id"] for _, f in r.xrange(keys.EVENTS)] == [event_id]
+    assert json.loads(files["meta"].read_text())["snapshot"] == str(files["snapshot"].relative_to(settings.data_dir))
