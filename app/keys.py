@@ -37,6 +37,7 @@ SLACK_OUTBOX = "slack:outbox"                  # stream: field "job" = JSON job 
 SLACK_OUTBOX_GROUP = "notifier"                # consumer group reading SLACK_OUTBOX
 SLACK_DELIVERED_PREFIX = "slack:delivered:"    # + job id: set once Slack accepted the job (idempotency)
 SLACK_UPLOADED_PREFIX = "slack:uploaded:"      # + job id: the job's image upload finished (JSON {file_id})
+SLACK_PARKED = "slack:parked"                  # list of JSON {job, error, time}: jobs that failed unexpectedly, set aside
 
 # S3.
 S3_STATUS = "s3:status"                        # JSON {ok, error, pending, uploaded, time}

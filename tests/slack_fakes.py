@@ -147,6 +147,8 @@ class _Handler(BaseHTTPRequestHandler):
         if behaviour and behaviour.startswith("429"):
             retry_after = behaviour.partition(":")[2] or "1"
             return self._send(call, 429, b'{"ok":false,"error":"ratelimited"}', headers={"Retry-After": retry_after})
+        if behaviour == "ok-but-empty":   # ok: true and nothing else, which the client does not expect
+            return self._json(call, {"ok": True}, ok=False)
         if behaviour and behaviour.startswith("error:"):
             return self._json(call, {"ok": False, "error": behaviour.partition(":")[2]})
         if method == "response":

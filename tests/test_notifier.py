@@ -279,3 +279,20 @@ def test_snapshot_paths_stay_inside_the_data_dir(tmp_path):
     assert data_path(tmp_path, "events/2026-11-24/x.jpg") == (tmp_path / "events/2026-11-24/x.jpg").resolve()
     for bad in ["/etc/passwd", "../outside.jpg", "events/../../x", "", None]:
         assert data_path(tmp_path, bad) is None
+
+
+def test_a_job_failing_unexpectedly_is_set_aside_and_the_next_alerts_go_out(settings, r, fake):
+    """Slack answers an upload with `ok` and nothing else (the client raises): after a few tries
+    the job is set aside, listed, and queued again later; the alerts behind it are not held up."""
+    from app.slack import status
+    first, second = enqueue_alerts(settings, r, 2)
+    fake.fail_next("files.getUploadURLExternal", *["ok-but-empty"] * 3)
+    with running(settings, r) as notifier:
+        assert fake.wait_for(lambda: len(fake.accepted("chat.postMessage")) == 1)
+        assert message_event_ids(fake.accepted("chat.postMessage")) == [second]
+        assert r.llen(keys.SLACK_PARKED) == 1 and pending(r) == 0
+        assert "set aside after unexpected errors: 1" in status.status_text(r, settings)
+        notifier._next_unpark = 0                      # later: queued again, and now it goes
+        assert fake.wait_for(lambda: len(fake.accepted("chat.postMessage")) == 2)
+    assert message_event_ids(fake.accepted("chat.postMessage")) == [second, first]
+    assert r.llen(keys.SLACK_PARKED) == 0

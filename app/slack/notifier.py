@@ -13,6 +13,7 @@ never sends anything twice. Job types are described in app/outbox.py.
 from __future__ import annotations
 
 import http.client
+import json
 import logging
 import sys
 import threading
@@ -40,6 +41,8 @@ DELIVERED_TTL_S = 7 * 86400
 BLOCK_MS = 2000                          # under redis-py's 5 s socket timeout
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 REDIS_RETRY_S, REDIS_RETRY_MAX_S = 0.5, 30.0   # while Redis is unreachable
+UNEXPECTED_TRIES = 3       # a job failing in a way nobody foresaw is tried this often, then set aside...
+PARKED_RETRY_S = 900.0     # ...and the set-aside jobs are queued again this often
 # ok:false errors that pass by themselves; any other refusal needs the owner (token, channel...).
 TRANSIENT_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable",
                     "request_timeout"}
@@ -119,6 +122,8 @@ class Notifier:
         self.permanent_retry_s = permanent_retry_s
         self.block_ms = block_ms
         self.sent = 0
+        self.parked_retry_s = PARKED_RETRY_S
+        self._next_unpark = time.monotonic() + self.parked_retry_s
         self._state, self._detail = "starting", None
         self._last_beat = 0.0
 
@@ -176,6 +181,7 @@ class Notifier:
                     if self._state in ("starting", "redis down"):
                         self._set_state("ok", f"{self.sent} sent")
                 self._beat()
+                self._unpark_when_due()
                 entries = self._read(last_id)
                 if not entries:
                     last_id = ">"  # nothing (more) pending: new entries from now on
@@ -205,7 +211,7 @@ class Notifier:
             log.info("Job %s was already delivered; not sending it again", job_id)
             self._ack(entry_id)
             return
-        attempt, backoff = 0, Backoff(self.backoff_base, self.backoff_max)
+        attempt, unexpected, backoff = 0, 0, Backoff(self.backoff_base, self.backoff_max)
         while not self.stop.is_set():
             try:
                 self.deliver(job)
@@ -228,12 +234,47 @@ class Notifier:
                           "scopes; retrying every %.0f s", job_id, e, self.permanent_retry_s)
                 self._set_state("error", f"{job_id}: Slack refused it ({e})")
                 self._sleep(self.permanent_retry_s)
+            except state.REDIS_DOWN:
+                raise
+            except Exception as e:  # an answer nobody foresaw: one bad job must not stop the others
+                unexpected += 1
+                log.exception("Job %s failed unexpectedly (%d of %d)", job_id, unexpected, UNEXPECTED_TRIES)
+                if unexpected >= UNEXPECTED_TRIES:
+                    self._park(entry_id, job, f"{type(e).__name__}: {str(e)[:200]}")
+                    return
+                self._sleep(backoff.next())
         else:
             return  # stopping: the job stays pending and is delivered after the restart
         self._finish(entry_id, job_id)
         self.sent += 1
         log.info("Delivered %s", job_id)
         self._set_state("ok", f"{self.sent} sent")
+
+    def _park(self, entry_id: str, job: dict, error: str) -> None:
+        """Set a job aside (kept, counted in /pycam_status, queued again later) and go on."""
+        def write():
+            with self.r.pipeline(transaction=True) as p:
+                p.rpush(keys.SLACK_PARKED, json.dumps({"job": job, "error": error, "time": time.time()}))
+                p.xack(keys.SLACK_OUTBOX, keys.SLACK_OUTBOX_GROUP, entry_id)
+                p.execute()
+        self._persist(f"{job['id']} as set aside", write)
+        log.error("Job %s set aside after %d unexpected failures (%s); the next jobs go on, and it is "
+                  "tried again within %.0f min", job["id"], UNEXPECTED_TRIES, error, self.parked_retry_s / 60)
+        self._set_state("ok", f"{self.sent} sent, {job['id']} set aside")
+
+    def _unpark_when_due(self) -> None:
+        """Queue the set-aside jobs again (the owner may have fixed what made them fail)."""
+        if time.monotonic() < self._next_unpark:
+            return
+        self._next_unpark = time.monotonic() + self.parked_retry_s
+        while True:
+            raw = self.r.lpop(keys.SLACK_PARKED)
+            if raw is None:
+                return
+            try:
+                outbox.enqueue(self.r, json.loads(raw)["job"])
+            except (ValueError, KeyError, TypeError):
+                log.error("Dropping an unreadable set-aside job")
 
     def _ack(self, entry_id: str) -> None:
         self.r.xack(keys.SLACK_OUTBOX, keys.SLACK_OUTBOX_GROUP, entry_id)

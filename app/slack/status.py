@@ -70,7 +70,8 @@ def status_text(r: redis.Redis, settings, now: float | None = None) -> str:
     with r.pipeline(transaction=False) as p:
         p.mget(STATUS_KEYS + [keys.heartbeat(name) for name in health.PROCESSES])
         p.xrevrange(keys.EVENTS, count=1)
-        raw, newest = p.execute()
+        p.llen(keys.SLACK_PARKED)
+        raw, newest, parked = p.execute()
     v = dict(zip(STATUS_KEYS, raw))
     flag = {k: state.decode_flag(k, v[k]) for k in keys.FLAG_DEFAULTS}
     beats = {name: state.decode_json(b) for name, b in zip(health.PROCESSES, raw[len(STATUS_KEYS):])}
@@ -93,6 +94,9 @@ def status_text(r: redis.Redis, settings, now: float | None = None) -> str:
         lines.append("Last event: none yet")
     if v[keys.UNVERIFIED_COUNT]:
         lines.append(f"Events the verifier held back: {v[keys.UNVERIFIED_COUNT]}")
+    if parked:
+        lines.append(f"Slack messages set aside after unexpected errors: {parked} (tried again every 15 min; "
+                     "see logs/notifier.log)")
     lines.append("Processes:")
     expected = health.expected_processes(settings)
     for name in health.PROCESSES:
