@@ -10,12 +10,14 @@ that is missing or older than the TTL is stale. /pycam_status, /healthz and the 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 from typing import Any
 
 from app import keys, state
+from app.utils import redact
 
 # Heartbeat names, in the order /pycam_status lists them.
 PROCESSES = ("security_system", "notifier", "flask_app", "who_is_home", "s3_upload")
@@ -39,7 +41,8 @@ def is_stale(beat: dict | None, ttl: float, now: float) -> bool:
 def write_heartbeat(r, process: str, status: str, detail: Any = None, ttl: float = 30) -> None:
     """Record that `process` is alive, in `status`, with a TTL so a dead process's beat expires."""
     beat = {"time": time.time(), "pid": os.getpid(), "state": status, "detail": detail}
-    state.set_json(r, keys.heartbeat(process), beat, ex=ttl)
+    # Details carry error texts, which may quote a URL: no password reaches Redis (or /pycam_status).
+    state.set_json(r, keys.heartbeat(process), json.loads(redact(json.dumps(beat))), ex=ttl)
 
 
 def read_heartbeats(r) -> dict[str, dict | None]:

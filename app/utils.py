@@ -5,6 +5,7 @@ import json
 import logging
 import logging.handlers
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -55,6 +56,25 @@ def is_temp_file(path: Path) -> bool:
     return path.name.startswith(".") and path.name.endswith(".tmp")
 
 
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/@\s:]*):([^/@\s]*)@")
+
+
+def redact(text: object) -> str:
+    """The text with any password in a URL (rtsp://user:password@host) replaced by ***."""
+    return _USERINFO.sub(r"\1\2:***@", str(text))
+
+
+class RedactingFilter(logging.Filter):
+    """Every log line goes through redact(): no URL password reaches a log file or the console."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
 def setup_logging(process: str, level: str = "INFO", logs_dir: Path | None = None) -> None:
     """Log to stderr, and to logs_dir/<process>.log (rotated at 5 MB, 3 kept) when given.
 
@@ -70,8 +90,12 @@ def setup_logging(process: str, level: str = "INFO", logs_dir: Path | None = Non
             handlers.append(logging.handlers.RotatingFileHandler(
                 logs_dir / f"{process}.log", maxBytes=5_000_000, backupCount=3))
         except OSError as e:
-            print(f"pycam: cannot write logs to {logs_dir}: {e}", file=sys.stderr)
-            handlers.append(logging.StreamHandler(sys.stderr))
+            print(f"pycam: cannot write logs to {logs_dir}: {e.strerror or e}; logging to the console only",
+                  file=sys.stderr)
+            if not handlers:   # never two console handlers: every line would be printed twice
+                handlers.append(logging.StreamHandler(sys.stderr))
+    for handler in handlers:
+        handler.addFilter(RedactingFilter())
     logging.basicConfig(level=level, handlers=handlers, force=True,
                         format=f"%(asctime)s {process}[%(process)d] %(levelname)s %(name)s: %(message)s")
     # Library chatter at INFO would drown our own lines (and may echo URLs).

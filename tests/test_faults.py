@@ -119,3 +119,29 @@ def test_an_event_cut_short_by_a_crash_is_finished_and_published_once(tmp_path, 
     assert not stray.exists()
     assert [json.loads(f["event"])["id"] for _, f in r.xrange(keys.EVENTS)] == [event_id]
     assert json.loads(files["meta"].read_text())["snapshot"] == str(files["snapshot"].relative_to(settings.data_dir))
+
+
+def test_a_password_in_the_camera_url_reaches_no_log_redis_value_or_reply(tmp_path, redis_url):
+    from socket import socket
+    from app.slack import status
+    import config
+    with socket() as s:                                   # a port nobody answers on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    secret = "Zq7-unlikely-passw0rd"
+    source = f"http://admin:{secret}@127.0.0.1:{port}/video.mjpg"
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    r.set(keys.CAMERA_STATUS, "true")
+    proc = daemon(redis_url, tmp_path / "data", source, tmp_path, loop="false")
+    try:
+        wait_for(lambda: (json.loads(r.get(keys.heartbeat("security_system")) or "{}").get("detail") or {})
+                 .get("error"), timeout=20)
+        reply = status.status_text(r, config.load_settings(env={"REDIS_URL": redis_url,
+                                                                 "PYCAM_DATA_DIR": str(tmp_path / "data")}))
+    finally:
+        _took, out = stop(proc)
+    assert "admin:***@" in out                            # the URL is still told, without its password
+    logs = "".join(p.read_text(errors="replace") for p in (tmp_path / "data" / "logs").glob("*"))
+    values = [str(r.dump(k)) for k in r.keys("*")]
+    for place in [out, logs, reply, *values]:
+        assert secret not in place

@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from app.utils import redact
 from config import CameraConfig
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class OpenCVSource:
             target = int(cfg.source.removeprefix("usb:"))
         self.cap = cv2.VideoCapture(target)
         if not self.cap.isOpened():
-            raise SourceError(f"cannot open camera source {cfg.source!r}")
+            raise SourceError(f"cannot open camera source {redact(cfg.source)!r}")
         if self.kind == "usb":
             self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, cfg.width)
             self.cap.set(cv2.CAP_PROP_FRAME_HEIGHT, cfg.height)
@@ -87,7 +88,7 @@ class OpenCVSource:
         if not ok:
             if self.kind == "file":
                 raise EndOfStream(self.cfg.source)
-            raise SourceError(f"camera source {self.cfg.source!r} stopped giving frames")
+            raise SourceError(f"camera source {redact(self.cfg.source)!r} stopped giving frames")
         self.index += 1
         self.count += 1
         if self.realtime:

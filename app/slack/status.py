@@ -123,4 +123,4 @@ def status_text(r: redis.Redis, settings, now: float | None = None) -> str:
     temp = utils.cpu_temperature()
     if temp is not None:
         lines.append(f"CPU temperature: {temp:.1f} °C")
-    return "\n".join(lines)
+    return utils.redact("\n".join(lines))
