@@ -60,6 +60,11 @@ def uploaded(job_id: str) -> str:
     return SLACK_UPLOADED_PREFIX + job_id
 
 
+def slack_seen(signature: str) -> str:
+    """Key remembering a Slack request signature for the replay window (a replay is refused)."""
+    return "slack:seen:" + signature[-64:]
+
+
 def event_published(event_id: str) -> str:
     """Key marking an event as added to the events stream (and its alert queued)."""
     return "event:published:" + event_id

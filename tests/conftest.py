@@ -26,6 +26,15 @@ needs_shared_data = pytest.mark.skipif(
     reason="../shared/data (the labelled clips) is not beside this checkout")
 
 
+def process_env(**extra: str) -> dict[str, str]:
+    """The environment for a pycam process a test starts: no SLACK_ or PYCAM_ variable of this
+    shell, never the repo's .env or pycam.yaml, then `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PYCAM_"))}
+    env.update(PYCAM_ENV_FILE="", PYCAM_CONFIG="")
+    env.update(extra)
+    return env
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as s:

@@ -8,6 +8,7 @@ Used by the tests and by bench/slack_latency.py.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -225,7 +226,15 @@ def command_body(command: str, text: str = "", user_id: str = "U0OWNER", respons
     return urlencode({"token": "deprecated", "team_id": "T0TEAM", "team_domain": "home",
                       "channel_id": CHANNEL, "channel_name": "pycam", "user_id": user_id,
                       "user_name": user_name, "command": command, "text": text,
-                      "response_url": response_url, "trigger_id": "1.2.3", "api_app_id": "A0APP"})
+                      "response_url": response_url, "trigger_id": _trigger_id(), "api_app_id": "A0APP"})
+
+
+def _trigger_id() -> str:
+    """Slack gives every interaction its own trigger_id, so no two real requests are alike."""
+    return f"{time.time_ns()}.{next(_TRIGGERS)}.a1b2c3"
+
+
+_TRIGGERS = itertools.count(1)
 
 
 def click_body(event_id: str, action_id: str = "label_occupied", user_id: str = "U0OWNER",
@@ -234,7 +243,7 @@ def click_body(event_id: str, action_id: str = "label_occupied", user_id: str = 
     payload = {
         "type": "block_actions", "user": {"id": user_id, "username": user_name, "name": user_name,
                                           "team_id": "T0TEAM"},
-        "api_app_id": "A0APP", "token": "deprecated", "trigger_id": "1.2.3", "team": {"id": "T0TEAM"},
+        "api_app_id": "A0APP", "token": "deprecated", "trigger_id": _trigger_id(), "team": {"id": "T0TEAM"},
         "container": {"type": "message", "message_ts": "1.000001", "channel_id": CHANNEL, "is_ephemeral": False},
         "channel": {"id": CHANNEL, "name": "pycam"}, "message": {"ts": "1.000001", "text": "Motion"},
         "response_url": response_url,

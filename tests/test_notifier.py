@@ -15,7 +15,7 @@ import pytest
 from app import keys, outbox, state
 from app.slack.notifier import Notifier, data_path, response_url_allowed
 from config import load_settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, process_env
 from tests.slack_fakes import CHANNEL, TOKEN, FakeSlack, alert_job, make_event
 
 
@@ -217,7 +217,7 @@ def test_the_notifier_rides_out_a_redis_restart(settings, r, fake, redis_server)
 # ------------------------------------------------------------------ the real process
 
 def start_notifier(tmp_path, redis_url, fake) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PYCAM_"))}
+    env = process_env()
     env.update(env_for(tmp_path, redis_url, fake))
     # Its log also goes to <data dir>/logs/notifier.log; a pipe nobody reads could fill and block it.
     return subprocess.Popen([sys.executable, "app/notifier.py"], cwd=ROOT, env=env,

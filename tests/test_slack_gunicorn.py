@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from app import keys, state
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, process_env
 from tests.slack_fakes import CHANNEL, SECRET, TOKEN, command_body, signed_headers
 
 GUNICORN = Path(sys.executable).parent / "gunicorn"
@@ -21,7 +21,7 @@ GUNICORN = Path(sys.executable).parent / "gunicorn"
 @pytest.fixture
 def gunicorn(tmp_path, redis_url):
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PYCAM_"))}
+    env = process_env()
     env.update({"REDIS_URL": redis_url, "PYCAM_DATA_DIR": str(tmp_path / "data"), "SLACK_SIGNING_SECRET": SECRET,
                 "SLACK_BOT_TOKEN": TOKEN, "SLACK_CHANNEL_ID": CHANNEL, "PYCAM_LOG_LEVEL": "INFO"})
     # The README's line verbatim, plus a free port (command-line options override gunicorn.conf).
@@ -71,9 +71,36 @@ def test_gunicorn_serves_signed_commands_health_and_a_heartbeat(gunicorn, r):
 
 
 def test_gunicorn_stops_at_start_without_the_signing_secret(tmp_path, redis_url):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PYCAM_"))}
+    env = process_env()
     env.update({"REDIS_URL": redis_url, "PYCAM_DATA_DIR": str(tmp_path / "data")})
     proc = subprocess.run([str(GUNICORN), "-c", "gunicorn.conf", "run_flask", "--bind", f"127.0.0.1:{free_port()}"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
     assert proc.returncode != 0
     assert "SLACK_SIGNING_SECRET is not set" in proc.stderr
+
+
+def test_slow_clients_do_not_starve_slack_and_oversized_chunked_bodies_get_413(gunicorn, r):
+    import socket
+    url, _data_dir = gunicorn
+    host, port = url.removeprefix("http://").split(":")
+    dribblers = []
+    for _ in range(4):                                   # each promises 1000 bytes and sends a few
+        s = socket.create_connection((host, int(port)), timeout=5)
+        s.sendall(b"POST /slack/commands HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                  b"Content-Length: 1000\r\n\r\ncommand=")
+        dribblers.append(s)
+    try:
+        body = command_body("/pycam_on")
+        start = time.monotonic()
+        resp = requests.post(url + "/slack/commands", data=body, headers=signed_headers(body), timeout=5)
+        assert resp.status_code == 200 and time.monotonic() - start < 5
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(b"POST /slack/commands HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                      b"Content-Type: application/x-www-form-urlencoded\r\n\r\n")
+            for _ in range(5):                           # 5 x 8 KB: over the 16 KB limit
+                s.sendall(b"2000\r\n" + b"a" * 0x2000 + b"\r\n")
+            s.sendall(b"0\r\n\r\n")
+            assert s.recv(100).startswith(b"HTTP/1.1 413")
+    finally:
+        for s in dribblers:
+            s.close()

@@ -120,7 +120,7 @@ def test_bad_entries_are_skipped_not_followed(tmp_path, sample_frames):
 def test_command_line_trains_and_reports(tmp_path, sample_frames):
     train_ids, _held = split(sample_frames)
     make_training_folder(tmp_path / "data" / "training", sample_frames, train_ids[::2])
-    env = {"PATH": os.environ.get("PATH", ""), "PYCAM_DATA_DIR": str(tmp_path / "data"),
+    env = {"PATH": os.environ.get("PATH", ""), "PYCAM_DATA_DIR": str(tmp_path / "data"), "PYCAM_ENV_FILE": "",
            "PYCAM_CONFIG": str(tmp_path / "none.yaml")}
     (tmp_path / "none.yaml").write_text("{}\n")
     run = subprocess.run([sys.executable, "-m", "app.camera.train"], cwd=ROOT, env=env, capture_output=True,

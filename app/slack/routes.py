@@ -1,7 +1,8 @@
 """The Slack app's HTTP endpoints: /slack/commands, /slack/interactive and /healthz.
 
 Every Slack request goes through the same order: size limit (413), signature and timestamp (401),
-parsing of the verified bytes (400), then the allow-list (a polite refusal), and only then acts.
+a replay of a signature already used (401), parsing of the verified bytes (400), then the allow-list
+(a polite refusal), and only then acts.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from flask import Blueprint, abort, current_app, jsonify, request
 from app import health, outbox, state
 from app.slack import buttons, commands
 from app.slack.messages import ephemeral
-from app.slack.verify import parse_form, verified_body
+from app.slack.verify import first_use, parse_form, verified_body
 
 log = logging.getLogger(__name__)
 bp = Blueprint("slack", __name__)
@@ -33,11 +34,25 @@ def _allowed(user_id: str) -> bool:
     return not allowed or user_id in allowed
 
 
+def _signed_form(ctx) -> dict[str, str]:
+    """The form of a request Slack signed and that is not a replay of one already handled."""
+    body = verified_body(request, ctx.verifier, ctx.settings.slack.max_body_bytes)
+    try:
+        fresh = first_use(ctx.r, request)
+    except state.REDIS_DOWN:
+        fresh = True   # cannot remember now; the handler answers that Redis is unreachable
+    if not fresh:
+        log.warning("Refused a replayed request to %s from %s (its signature was already used)",
+                    request.path, request.remote_addr)
+        abort(401)
+    return parse_form(body)
+
+
 @bp.post("/slack/commands")
 def slash_command():
     """Every slash command, dispatched on its `command` field."""
     ctx = _ctx()
-    form = parse_form(verified_body(request, ctx.verifier, ctx.settings.slack.max_body_bytes))
+    form = _signed_form(ctx)
     command, user_id = form.get("command", ""), form.get("user_id", "")
     if not command.startswith("/") or not user_id:
         abort(400)
@@ -59,10 +74,10 @@ def slash_command():
 def interactive():
     """Button clicks (block_actions): label an event and rewrite its alert."""
     ctx = _ctx()
-    form = parse_form(verified_body(request, ctx.verifier, ctx.settings.slack.max_body_bytes))
+    form = _signed_form(ctx)
     try:
         payload = json.loads(form.get("payload", ""))
-    except ValueError:
+    except (ValueError, RecursionError):   # not JSON, or nested deep enough to exhaust the parser
         abort(400)
     click = buttons.parse_label_click(payload)
     if click is None:

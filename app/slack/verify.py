@@ -10,6 +10,10 @@ import logging
 from urllib.parse import parse_qs
 
 from flask import Request, abort
+
+from app import keys
+
+REPLAY_WINDOW_S = 360   # Slack refuses timestamps more than 5 minutes old; a minute to spare
 from slack_sdk.signature import SignatureVerifier
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -34,10 +38,15 @@ def verified_body(request: Request, verifier: SignatureVerifier, max_bytes: int)
     """
     if request.content_length is not None and request.content_length > max_bytes:
         abort(413)
-    try:
-        body = request.get_data(cache=True)  # bounded by MAX_CONTENT_LENGTH, also for chunked bodies
-    except RequestEntityTooLarge:
-        abort(413)
+    if request.content_length is None:
+        # Chunked: read one byte past the limit from the server's own stream, so a body that is
+        # too long is refused (413), not cut at the limit and then found unsigned.
+        body = request.environ["wsgi.input"].read(max_bytes + 1)
+    else:
+        try:
+            body = request.get_data(cache=True)
+        except RequestEntityTooLarge:
+            abort(413)
     if len(body) > max_bytes:
         abort(413)
     if not is_signed(verifier, body, request.headers):
@@ -45,6 +54,13 @@ def verified_body(request: Request, verifier: SignatureVerifier, max_bytes: int)
                     request.path, request.remote_addr)
         abort(401)
     return body
+
+
+def first_use(r, request) -> bool:
+    """True the first time a signature is seen: a signed request replayed within Slack's 5-minute
+    window is refused (the signature is remembered for 6 minutes)."""
+    signature = request.headers.get("X-Slack-Signature", "")
+    return bool(r.set(keys.slack_seen(signature), 1, nx=True, ex=REPLAY_WINDOW_S))
 
 
 def parse_form(body: bytes) -> dict[str, str]:
