@@ -75,6 +75,18 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def check_data_dir(path: Path) -> None:
+    """Exit with one clear line unless the data dir exists (or can be made) and is writable."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise SystemExit(f"pycam: the data dir {path} cannot be used ({e.strerror or e}): set PYCAM_DATA_DIR "
+                         "to a folder this user can write") from None
+
+
 def setup_logging(process: str, level: str = "INFO", logs_dir: Path | None = None) -> None:
     """Log to stderr, and to logs_dir/<process>.log (rotated at 5 MB, 3 kept) when given.
 

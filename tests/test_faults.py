@@ -145,3 +145,34 @@ def test_a_password_in_the_camera_url_reaches_no_log_redis_value_or_reply(tmp_pa
     values = [str(r.dump(k)) for k in r.keys("*")]
     for place in [out, logs, reply, *values]:
         assert secret not in place
+
+
+@pytest.mark.parametrize("entry", ["app/security_system.py", "app/notifier.py", "app/s3_upload.py"])
+def test_an_unusable_data_dir_stops_each_daemon_with_one_clear_line(tmp_path, redis_url, entry):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    env = dict(os.environ, REDIS_URL=redis_url, PYCAM_DATA_DIR=str(blocker / "data"))
+    proc = subprocess.run([sys.executable, entry], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode != 0
+    assert "the data dir" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_stream_that_stops_sending_is_given_up_within_seconds(tmp_path):
+    """A camera that accepts the connection and then sends nothing: the source gives up after its
+    read timeout instead of holding the frame loop (and letting the heartbeat expire)."""
+    import socket
+    import threading
+    import config
+    from app.camera.sources import STREAM_TIMEOUT_S, SourceError, open_source
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    held = []
+    threading.Thread(target=lambda: [held.append(listener.accept()[0]) for _ in range(4)], daemon=True).start()
+    cfg = config.load_settings(env={"PYCAM_SOURCE": f"http://127.0.0.1:{listener.getsockname()[1]}/stream.mjpg"}).camera
+    start = time.monotonic()
+    with pytest.raises(SourceError):
+        open_source(cfg).read()
+    assert time.monotonic() - start < 3 * STREAM_TIMEOUT_S
+    listener.close()

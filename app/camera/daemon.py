@@ -35,7 +35,7 @@ from app.camera.replay import run_replay
 from app.camera.sources import SourceError, open_source
 from app.camera.verification import Candidate, Verification
 from app.storage.events import EventStore
-from app.utils import StopFlag, setup_logging
+from app.utils import StopFlag, check_data_dir, setup_logging
 
 log = logging.getLogger("security_system")
 PROCESS = "security_system"
@@ -309,6 +309,7 @@ def main(argv=None) -> int:
         except SourceError as e:
             raise SystemExit(f"pycam: {e}") from None
         return 0
+    check_data_dir(settings.data_dir)
     setup_logging(PROCESS, settings.log_level, settings.logs_dir)
     try:
         verifier = build_verifier(settings)

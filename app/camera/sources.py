@@ -19,6 +19,9 @@ from config import CameraConfig
 log = logging.getLogger(__name__)
 
 
+STREAM_TIMEOUT_S = 5.0   # longest wait for a network stream to open or give a frame
+
+
 class SourceError(Exception):
     """The source cannot be opened or has stopped giving frames."""
 
@@ -64,7 +67,14 @@ class OpenCVSource:
         target: int | str = cfg.source
         if self.kind == "usb":
             target = int(cfg.source.removeprefix("usb:"))
-        self.cap = cv2.VideoCapture(target)
+        if self.kind == "stream":
+            # A stream that stops sending must not hold the frame loop (and its heartbeat) for
+            # OpenCV's default 30 s: give up on a read after STREAM_TIMEOUT_S and reopen.
+            ms = int(STREAM_TIMEOUT_S * 1000)
+            self.cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG,
+                                        [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+        else:
+            self.cap = cv2.VideoCapture(target)
         if not self.cap.isOpened():
             raise SourceError(f"cannot open camera source {redact(cfg.source)!r}")
         if self.kind == "usb":

@@ -230,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true", help="poll once, print the result as JSON and exit")
     args = parser.parse_args(argv)
     settings = config.load_or_exit()
+    if not args.once:
+        utils.check_data_dir(settings.data_dir)
     utils.setup_logging(NAME, settings.log_level, None if args.once else settings.logs_dir)
     env = config.environment()
     try:

@@ -408,6 +408,7 @@ class Notifier:
 
 def main() -> None:
     settings = config.load_or_exit()
+    utils.check_data_dir(settings.data_dir)
     utils.setup_logging(NAME, settings.log_level, settings.logs_dir)
     stop = utils.StopFlag().install()
     r = state.connect(settings.redis_url, NAME)

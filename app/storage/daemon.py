@@ -202,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true", help="do one pass and exit (1 if anything failed)")
     args = parser.parse_args(argv)
     settings = config.load_or_exit()
+    utils.check_data_dir(settings.data_dir)
     utils.setup_logging(NAME, settings.log_level, settings.logs_dir)
     stop = utils.StopFlag().install()
     r = state.connect(settings.redis_url, NAME)
