@@ -193,7 +193,7 @@ def test_status_reports_everything_the_owner_asks_about(client, r, settings):
     state.set_json(r, keys.HOME, ["alice", "bob"])
     make_event(settings.data_dir, r)
     r.set(keys.UNVERIFIED_COUNT, 3)
-    health.write_heartbeat(r, "security_system", "watching", None)
+    health.write_heartbeat(r, "security_system", "watching", {"events_mb": 412.3})
     state.set_json(r, keys.heartbeat("notifier"), {"time": time.time() - 120, "pid": 1, "state": "ok"})
     state.set_json(r, keys.S3_STATUS, {"ok": True, "error": None, "pending": 2, "uploaded": 40, "time": time.time()})
     state.set_json(r, keys.PRESENCE_STATUS, {"time": time.time() - 10, "home": ["alice", "bob"], "no_data": False,
@@ -203,7 +203,7 @@ def test_status_reports_everything_the_owner_asks_about(client, r, settings):
     for expected in ["Armed: *yes*", "Notifications: on", "Auto mode: off", "Training mode: on",
                      "Home: alice, bob", "Last event: ", "s ago)", "held back: 3",
                      "security_system: watching", "notifier: ok, 2 min ago *STALE*",
-                     "flask_app: *not running*", "S3: ok, 2 pending, 40 uploaded", "Disk: data folder",
+                     "flask_app: *not running*", "S3: ok, 2 pending, 40 uploaded", "Disk: events 412 MB of 2000 MB",
                      "Presence: router: ok, lan: error (timeout) (polled 10 s ago)"]:
         assert expected in text, expected
     assert "who_is_home" not in text  # not configured, not running: not listed

@@ -151,7 +151,7 @@ class CameraDaemon:
         disk = self.recorder.disk_error
         detail = {"source": source if "://" not in source else "stream", "frames": self.frames,
                   "events": self.recorder.count, "pending": len(self.publisher.pending),
-                  "error": self.capture.error, "disk": disk}
+                  "error": self.capture.error, "disk": disk, "events_mb": round(self.store.total / 1e6, 1)}
         if disk != self.disk_told and self.link.ok:
             self._announce(f"pycam: {disk}. The camera keeps watching and alerting, without pictures."
                            if disk else "pycam: events are written to disk again.")

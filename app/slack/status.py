@@ -33,20 +33,6 @@ def _last_event(entries: list) -> dict | None:
     return None
 
 
-_disk_cache: dict[str, tuple[float, int]] = {}
-DISK_CACHE_S = 60.0
-
-
-def data_folder_size(path, now: float) -> int:
-    """Bytes under the data folder, walked at most once a minute per worker (it can hold 10^4 files)."""
-    cached = _disk_cache.get(str(path))
-    if cached and now - cached[0] < DISK_CACHE_S:
-        return cached[1]
-    size = utils.folder_size(path)
-    _disk_cache[str(path)] = (now, size)
-    return size
-
-
 def _presence_line(presence, now: float) -> str | None:
     """"Presence: router: ok, lan: error (timeout) (polled 10 s ago)" from who_is_home's last poll."""
     if not isinstance(presence, dict) or not isinstance(presence.get("providers"), dict):
@@ -114,7 +100,11 @@ def status_text(r: redis.Redis, settings, now: float | None = None) -> str:
     if isinstance(s3, dict):
         lines.append(f"S3: {'ok' if s3.get('ok') else 'error: ' + str(s3.get('error'))}, "
                      f"{s3.get('pending', '?')} pending, {s3.get('uploaded', '?')} uploaded")
-    disk = f"Disk: data folder {_mb(data_folder_size(settings.data_dir, now))}"
+    # The camera daemon keeps the events folder's size as it writes (no walk of 10^4 files here).
+    camera = (beats.get("security_system") or {}).get("detail") or {}
+    events_mb = camera.get("events_mb") if isinstance(camera, dict) else None
+    disk = "Disk: " + (f"events {events_mb:.0f} MB of {settings.events.max_total_mb:.0f} MB"
+                       if isinstance(events_mb, (int, float)) else "events folder size not known yet")
     try:
         disk += f", {_mb(shutil.disk_usage(settings.data_dir).free)} free"
     except OSError:
