@@ -60,6 +60,11 @@ def uploaded(job_id: str) -> str:
     return SLACK_UPLOADED_PREFIX + job_id
 
 
+def inflight(job_id: str) -> str:
+    """Hash of a job's Slack steps (post, upload) -> when an attempt began whose answer never came."""
+    return "slack:inflight:" + job_id
+
+
 def slack_seen(signature: str) -> str:
     """Key remembering a Slack request signature for the replay window (a replay is refused)."""
     return "slack:seen:" + signature[-64:]

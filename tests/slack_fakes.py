@@ -52,6 +52,9 @@ class FakeSlack:
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
         self._file_seq = 0
+        self.names: dict[str, str] = {}       # file id -> filename, from files.getUploadURLExternal
+        self.shared: list[dict] = []          # files shared into the channel (files.list answers from these)
+        self.posted: list[dict] = []          # messages posted (conversations.history answers from these)
 
     # ---------------------------------------------------------------- control
     @property
@@ -139,6 +142,13 @@ class _Handler(BaseHTTPRequestHandler):
         with fake.lock:
             fake.calls.append(call)
         behaviour = fake._behaviour(method)
+        if behaviour == "lost":
+            # Slack does the work, but its answer never arrives (the notifier is killed meanwhile,
+            # or the network drops): the call counts as accepted, the client gets nothing.
+            self._handle(fake, call, method, answer=False)
+            fake.release.wait(fake.hang_max_s)
+            self.close_connection = True
+            return
         if behaviour == "hang":
             fake.release.wait(fake.hang_max_s)
             self.close_connection = True  # never answer: the client times out
@@ -152,6 +162,14 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(call, {"ok": True}, ok=False)
         if behaviour and behaviour.startswith("error:"):
             return self._json(call, {"ok": False, "error": behaviour.partition(":")[2]})
+        return self._handle(fake, call, method)
+
+    def _handle(self, fake: "FakeSlack", call: Call, method: str, answer: bool = True) -> None:
+        """What Slack does for a call (and its answer, unless `answer` is False)."""
+        if not answer:
+            self._json = lambda call, data, ok=False: setattr(call, "ok", ok)   # record, do not send
+            self._send = lambda call, status, payload, *a, ok=False, **k: setattr(call, "ok", ok)
+        body = call.body
         if method == "response":
             return self._send(call, 200, b"ok", "text/plain", ok=True)
         if method == "upload":
@@ -163,17 +181,40 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(call, {"ok": False, "error": "invalid_auth"})
         if method == "files.getUploadURLExternal":
             file_id = fake._next_file_id()
+            with fake.lock:
+                fake.names[file_id] = call.params.get("filename", "")
             return self._json(call, {"ok": True, "file_id": file_id,
                                      "upload_url": f"{fake.url}/upload/{file_id}"}, ok=True)
         if method == "files.completeUploadExternal":
             files = json.loads(call.params.get("files", "[]"))
+            with fake.lock:
+                fake.shared += [{"id": f["id"], "name": fake.names.get(f["id"]), "created": int(time.time())}
+                                for f in files]
             return self._json(call, {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]},
                               ok=True)
         if method == "chat.postMessage":
             if not call.params.get("channel"):
                 return self._json(call, {"ok": False, "error": "channel_not_found"})
-            return self._json(call, {"ok": True, "channel": call.params["channel"], "ts": f"{time.time():.6f}",
-                                     "message": {"text": call.params.get("text")}}, ok=True)
+            message = {"ts": f"{time.time():.6f}", "text": call.params.get("text")}
+            metadata = call.params.get("metadata")
+            if metadata:
+                message["metadata"] = json.loads(metadata) if isinstance(metadata, str) else metadata
+            with fake.lock:
+                fake.posted.append(message)
+            return self._json(call, {"ok": True, "channel": call.params["channel"], "ts": message["ts"],
+                                     "message": message}, ok=True)
+        if method == "conversations.history":
+            oldest = float(call.params.get("oldest") or 0)
+            with fake.lock:
+                found = [m for m in fake.posted if float(m["ts"]) >= oldest]
+            if call.params.get("include_all_metadata") not in ("true", "1", True):
+                found = [{k: v for k, v in m.items() if k != "metadata"} for m in found]
+            return self._json(call, {"ok": True, "messages": list(reversed(found))}, ok=True)
+        if method == "files.list":
+            since = int(call.params.get("ts_from") or 0)
+            with fake.lock:
+                found = [f for f in fake.shared if f["created"] >= since]
+            return self._json(call, {"ok": True, "files": found}, ok=True)
         return self._json(call, {"ok": False, "error": "unknown_method"})
 
     def _json(self, call: Call, data: dict, ok: bool = False) -> None:

@@ -49,11 +49,13 @@ TRANSIENT_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_una
 
 
 class Transient(Exception):
-    """Slack or the network failed for now: retry soon (after `retry_after` seconds when given)."""
+    """Slack or the network failed for now: retry soon (after `retry_after` seconds when given).
+    `answered`: Slack did answer (429, 5xx), so the call did not happen; otherwise it may have."""
 
-    def __init__(self, message: str, retry_after: float | None = None):
+    def __init__(self, message: str, retry_after: float | None = None, answered: bool = False):
         super().__init__(message)
         self.retry_after = retry_after
+        self.answered = answered
 
 
 class Permanent(Exception):
@@ -299,7 +301,7 @@ class Notifier:
         def write():
             with self.r.pipeline(transaction=True) as p:
                 p.set(keys.delivered(job_id), time.time(), ex=DELIVERED_TTL_S)
-                p.delete(keys.uploaded(job_id))
+                p.delete(keys.uploaded(job_id), keys.inflight(job_id))
                 p.xack(keys.SLACK_OUTBOX, keys.SLACK_OUTBOX_GROUP, entry_id)
                 p.execute()
         self._persist(f"{job_id} as delivered", write)
@@ -317,7 +319,7 @@ class Notifier:
         elif kind == "message":
             if not isinstance(job.get("text"), str):
                 raise Undeliverable("a message job needs text")
-            self._api(self.client.chat_postMessage, channel=self._channel(), text=job["text"])
+            self._post_once(job, text=job["text"])
         elif kind == "response":
             body = {"text": str(job.get("text") or "")}
             for name in ("blocks", "replace_original", "response_type"):
@@ -343,9 +345,68 @@ class Notifier:
         text = messages.alert_text(self.settings.camera.name, job.get("time"), job.get("area"))
         path = data_path(self.settings.data_dir, job.get("snapshot"))
         uploaded = self._upload_once(job, path, title=text, filename=f"{event_id}.jpg")
-        note = None if uploaded else "The snapshot is no longer stored (retention deleted it)."
-        self._api(self.client.chat_postMessage, channel=self._channel(), text=text,
-                  blocks=messages.alert_blocks(text, event_id, job.get("training") is True, note))
+        note = None if uploaded else "No snapshot: it could not be stored (disk full) or retention deleted it."
+        self._post_once(job, text=text, blocks=messages.alert_blocks(text, event_id, job.get("training") is True, note))
+
+    # ------------------------------------------------------------ never twice, even after a crash
+    #
+    # A step whose answer never came (the notifier was killed, or the network dropped, while Slack
+    # was answering) may have happened. Before such a step is done again, Slack is asked:
+    # conversations.history (scope channels:history, or groups:history for a private channel)
+    # for a message carrying this job's id in its metadata, files.list (scope files:read) for the
+    # file. Asking costs one call, and only after such a loss; a duplicate alert costs the owner's
+    # trust in every alert. A reply through a response_url cannot be asked about: at worst the
+    # person who typed a command sees its answer twice.
+
+    def _in_flight(self, job_id: str) -> dict:
+        return self.r.hgetall(keys.inflight(job_id))
+
+    def _mark(self, job_id: str, step: str) -> None:
+        def write():
+            with self.r.pipeline(transaction=True) as p:
+                p.hset(keys.inflight(job_id), step, time.time())
+                p.expire(keys.inflight(job_id), DELIVERED_TTL_S)
+                p.execute()
+        self._persist(f"{job_id} in flight", write)
+
+    def _step(self, job: dict, step: str, do, already) -> object:
+        """do() once: when an earlier try of this step never got its answer, already(since) asks
+        Slack first. The mark stays if the answer is lost again; a clear refusal removes it."""
+        since = self._in_flight(job["id"]).get(step)
+        if since is not None and self._ask(already, float(since)):
+            log.info("Job %s: Slack already has its %s from an attempt whose answer was lost", job["id"], step)
+            return None
+        self._mark(job["id"], step)
+        try:
+            return do()
+        except (Permanent, Undeliverable):
+            self.r.hdel(keys.inflight(job["id"]), step)
+            raise
+        except Transient as e:
+            if e.answered:
+                self.r.hdel(keys.inflight(job["id"]), step)
+            raise
+
+    def _ask(self, already, since: float) -> bool:
+        try:
+            return already(since)
+        except Permanent as e:     # e.g. missing_scope: cannot ask, so send (a duplicate at worst)
+            log.warning("Cannot check Slack for an earlier delivery (%s); add the scopes in "
+                        "slack-app-manifest.yml to rule out duplicates", e)
+            return False
+
+    def _post_once(self, job: dict, **message) -> None:
+        channel = self._channel()
+        tag = {"event_type": "pycam_job", "event_payload": {"job_id": job["id"]}}
+
+        def already(since: float) -> bool:
+            resp = self._api(self.client.conversations_history, channel=channel, oldest=f"{since - 60:.6f}",
+                             limit=100, include_all_metadata=True)
+            return any(((m.get("metadata") or {}).get("event_payload") or {}).get("job_id") == job["id"]
+                       for m in resp.get("messages") or [])
+
+        self._step(job, "post", lambda: self._api(self.client.chat_postMessage, channel=channel,
+                                                  metadata=tag, **message), already)
 
     def _upload_once(self, job: dict, path: Path | None, title: str, filename: str | None = None) -> bool:
         """Upload the job's image unless an earlier attempt finished it; False when the file is gone."""
@@ -360,8 +421,14 @@ class Notifier:
             log.warning("Job %s: cannot read the snapshot (%s); sending the text alone", job["id"], e)
             return False
         channel = self._channel()
-        resp = self._api(self.client.files_upload_v2, channel=channel, file=data,
-                         filename=filename or path.name, title=title)
+        filename = filename or f"{path.stem}-{job['id'][-8:]}{path.suffix}"   # names this job's upload
+
+        def already(since: float) -> bool:
+            resp = self._api(self.client.files_list, channel=channel, ts_from=int(since) - 60, count=100)
+            return any(f.get("name") == filename for f in resp.get("files") or [])
+
+        resp = self._step(job, "upload", lambda: self._api(self.client.files_upload_v2, channel=channel,
+                                                           file=data, filename=filename, title=title), already)
         file_id = (resp.get("file") or {}).get("id") if resp is not None else None
         self._persist(f"the upload of {job['id']}", lambda: state.set_json(
             self.r, keys.uploaded(job["id"]), {"file_id": file_id}, ex=DELIVERED_TTL_S))
@@ -375,13 +442,13 @@ class Notifier:
             status = e.response.status_code
             error = e.response.data.get("error") if isinstance(e.response.data, dict) else None
             if status == 429:
-                raise Transient("rate limited (429)", _retry_after(e.response.headers)) from None
+                raise Transient("rate limited (429)", _retry_after(e.response.headers), answered=True) from None
             if status >= 500 or error in TRANSIENT_ERRORS:
-                raise Transient(f"HTTP {status} {error or ''}".strip()) from None
+                raise Transient(f"HTTP {status} {error or ''}".strip(), answered=True) from None
             raise Permanent(error or f"HTTP {status}") from None
         except HTTPError as e:  # the upload step POSTs to its upload_url with urllib directly
             retry = _retry_after(dict(e.headers.items())) if e.code == 429 else None
-            raise Transient(f"upload HTTP {e.code}", retry) from None
+            raise Transient(f"upload HTTP {e.code}", retry, answered=True) from None
         except SlackRequestError as e:
             raise Transient(f"upload failed: {str(e)[:200]}") from None
         except (URLError, OSError, TimeoutError, http.client.HTTPException) as e:
