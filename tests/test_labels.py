@@ -6,12 +6,13 @@ import threading
 import pytest
 
 from app.storage import events, labels
+from config import EventsConfig
 
 A, B, C = "20261124-010000-aaaaaa", "20261124-020000-bbbbbb", "20261125-030000-cccccc"
 
 
 def add_event(data_dir, event_id):
-    store = events.EventStore(data_dir, None)
+    store = events.EventStore(data_dir, EventsConfig())
     return store.save({"id": event_id, "time": 1.0, "camera": "door"}, b"snap", b"clean-" + event_id.encode())
 
 
