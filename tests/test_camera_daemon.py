@@ -176,14 +176,34 @@ def test_restart_publishes_an_event_recorded_while_redis_was_down(tmp_path, redi
     assert r.xlen(keys.SLACK_OUTBOX) == 1
 
 
+def first_event_verified_by(verifier, redis_url, r, tmp_path, clip) -> dict:
+    """Run the daemon (in a thread, on the clip, armed) with this verifier until its first event is
+    published; its metadata from the stream."""
+    import config
+    from app import state
+    from app.camera.daemon import CameraDaemon
+    from app.camera.sources import open_source
+    from app.utils import StopFlag
+    settings = config.load_settings(env={"REDIS_URL": redis_url, "PYCAM_DATA_DIR": str(tmp_path / "data"),
+                                         "PYCAM_SOURCE": clip})
+    settings.camera.loop = False
+    r.set(keys.CAMERA_STATUS, "true")
+    stop_flag = StopFlag()
+    daemon = CameraDaemon(settings, state.connect(redis_url, "test"), stop_flag, open_source=open_source,
+                          verifier=verifier)
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    try:
+        entries = wait_for(lambda: r.xrange(keys.EVENTS), timeout=30)
+    finally:
+        stop_flag.set()
+        thread.join(5)
+    return json.loads(entries[0][1]["event"])
+
+
 def test_verifier_refusal_records_the_event_but_does_not_notify(redis_url, r, tmp_path, short_clip):
     """An event the verifier refuses is on disk and in the stream (verified false), counted, not sent."""
-    import config
-    from app.camera.sources import open_source
-    from app.camera.daemon import CameraDaemon
     from app.camera.verifier import Verdict
-    from app import state
-    from app.utils import StopFlag
 
     class Refuse:
         calls = 0
@@ -192,21 +212,7 @@ def test_verifier_refusal_records_the_event_but_does_not_notify(redis_url, r, tm
             Refuse.calls += 1
             return Verdict(False, 0.1, "no person", "test", 0.0)
 
-    settings = config.load_settings(env={"REDIS_URL": redis_url, "PYCAM_DATA_DIR": str(tmp_path / "data"),
-                                         "PYCAM_SOURCE": short_clip})
-    settings.camera.loop = False
-    r.set(keys.CAMERA_STATUS, "true")
-    stop_flag = StopFlag()
-    daemon = CameraDaemon(settings, state.connect(redis_url, "test"), stop_flag, open_source=open_source,
-                          verifier=Refuse())
-    thread = threading.Thread(target=daemon.run)
-    thread.start()
-    try:
-        entries = wait_for(lambda: r.xrange(keys.EVENTS), timeout=30)
-    finally:
-        stop_flag.set()
-        thread.join(5)
-    meta = json.loads(entries[0][1]["event"])
+    meta = first_event_verified_by(Refuse(), redis_url, r, tmp_path, short_clip)
     assert meta["verified"] is False and meta["notified"] is False
     assert r.xlen(keys.SLACK_OUTBOX) == 0 and r.get(keys.UNVERIFIED_COUNT) == "1"
     assert Refuse.calls >= 2          # looked again at newer frames before giving up
@@ -215,12 +221,7 @@ def test_verifier_refusal_records_the_event_but_does_not_notify(redis_url, r, tm
 def test_a_later_frame_the_verifier_passes_becomes_the_alert_picture(redis_url, r, tmp_path, short_clip):
     """Refused at the trigger (only a head in the door), passed half a second later: the owner is
     alerted once, with the frame that passed and its boxes, on disk and in the Slack job alike."""
-    import config
-    from app.camera.daemon import CameraDaemon
-    from app.camera.sources import open_source
     from app.camera.verifier import Verdict
-    from app import state
-    from app.utils import StopFlag
 
     class SecondLook:
         boxes = []
@@ -230,21 +231,7 @@ def test_a_later_frame_the_verifier_passes_becomes_the_alert_picture(redis_url, 
             passed = len(SecondLook.boxes) >= 2
             return Verdict(passed, 0.9 if passed else 0.1, "person" if passed else "no person", "test", 0.0)
 
-    settings = config.load_settings(env={"REDIS_URL": redis_url, "PYCAM_DATA_DIR": str(tmp_path / "data"),
-                                         "PYCAM_SOURCE": short_clip})
-    settings.camera.loop = False
-    r.set(keys.CAMERA_STATUS, "true")
-    stop_flag = StopFlag()
-    daemon = CameraDaemon(settings, state.connect(redis_url, "test"), stop_flag, open_source=open_source,
-                          verifier=SecondLook())
-    thread = threading.Thread(target=daemon.run)
-    thread.start()
-    try:
-        entries = wait_for(lambda: r.xrange(keys.EVENTS), timeout=30)
-    finally:
-        stop_flag.set()
-        thread.join(5)
-    meta = json.loads(entries[0][1]["event"])
+    meta = first_event_verified_by(SecondLook(), redis_url, r, tmp_path, short_clip)
     assert meta["verified"] is True and meta["notified"] is True
     assert meta["boxes"] == SecondLook.boxes[1] != SecondLook.boxes[0]
     [(_, fields)] = r.xrange(keys.SLACK_OUTBOX)

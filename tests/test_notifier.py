@@ -233,6 +233,19 @@ def stop_within_2s(proc: subprocess.Popen) -> None:
     assert proc.returncode == 0
 
 
+def a_second_notifier_delivers_each_once(tmp_path, redis_url, r, fake, ids) -> None:
+    """Start a notifier again; each alert arrives exactly once (picture and message), in order."""
+    second = start_notifier(tmp_path, redis_url, fake)
+    try:
+        assert fake.wait_for(lambda: len(fake.accepted("chat.postMessage")) == len(ids), timeout=20)
+        time.sleep(0.5)    # nothing more arrives
+    finally:
+        stop_within_2s(second)
+    assert message_event_ids(fake.accepted("chat.postMessage")) == ids
+    assert len(fake.accepted("files.completeUploadExternal")) == len(ids)   # none repeated
+    assert pending(r) == 0
+
+
 def test_a_restart_mid_delivery_sends_nothing_twice(tmp_path, redis_url, settings, r, fake):
     fake.plan["chat.postMessage"] = ["500"] * 1000  # the picture goes up, the message keeps failing
     ids = enqueue_alerts(settings, r, 2, training=True)
@@ -243,15 +256,7 @@ def test_a_restart_mid_delivery_sends_nothing_twice(tmp_path, redis_url, setting
     finally:
         stop_within_2s(first)
     fake.plan["chat.postMessage"].clear()  # Slack recovers while the notifier is down
-    second = start_notifier(tmp_path, redis_url, fake)
-    try:
-        assert fake.wait_for(lambda: len(fake.accepted("chat.postMessage")) == 2, timeout=20)
-        time.sleep(0.3)
-    finally:
-        stop_within_2s(second)
-    assert message_event_ids(fake.accepted("chat.postMessage")) == ids
-    assert len(fake.accepted("files.completeUploadExternal")) == 2  # one per alert, none repeated
-    assert pending(r) == 0
+    a_second_notifier_delivers_each_once(tmp_path, redis_url, r, fake, ids)
 
 
 def test_sigterm_stops_the_notifier_within_2s_while_slack_hangs(tmp_path, redis_url, settings, r, fake):
@@ -313,12 +318,4 @@ def test_a_kill_while_slack_answers_never_shows_anything_twice(tmp_path, redis_u
         first.kill()
         first.wait(5)
     fake.outage(None)                      # lets the hung call go
-    second = start_notifier(tmp_path, redis_url, fake)
-    try:
-        assert fake.wait_for(lambda: len(fake.accepted("chat.postMessage")) == 2, timeout=20)
-        time.sleep(0.5)
-    finally:
-        stop_within_2s(second)
-    assert message_event_ids(fake.accepted("chat.postMessage")) == ids
-    assert len(fake.accepted("files.completeUploadExternal")) == 2
-    assert pending(r) == 0
+    a_second_notifier_delivers_each_once(tmp_path, redis_url, r, fake, ids)
