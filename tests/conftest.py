@@ -12,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import cv2
 import pytest
 import redis
 
@@ -124,3 +125,16 @@ def clean_env(monkeypatch):
     monkeypatch.setenv("PYCAM_CONFIG", "")       # never the repo's pycam.yaml
     monkeypatch.setenv("PYCAM_ENV_FILE", "")     # never the repo's .env
     return monkeypatch
+
+
+@pytest.fixture(scope="session")
+def short_clip(tmp_path_factory):
+    """Frames 30-130 of the sample as an image sequence: empty room, then a person walks in."""
+    folder = tmp_path_factory.mktemp("clip")
+    cap = cv2.VideoCapture(str(ROOT / "sample" / "one-by-one-person-detection.mp4"))
+    for i in range(131):
+        ok, frame = cap.read()
+        assert ok
+        if i >= 30:
+            cv2.imwrite(str(folder / f"in{i - 30:06d}.jpg"), frame)
+    return str(folder / "in%06d.jpg")

@@ -9,26 +9,11 @@ import time
 from pathlib import Path
 
 import cv2
-import pytest
 import redis
 
 from tests.conftest import ROOT, RedisServer
 from app import keys
 
-SAMPLE = ROOT / "sample" / "one-by-one-person-detection.mp4"
-
-
-@pytest.fixture(scope="module")
-def short_clip(tmp_path_factory):
-    """Frames 30-130 of the sample as an image sequence: empty room, then a person walks in."""
-    folder = tmp_path_factory.mktemp("clip")
-    cap = cv2.VideoCapture(str(SAMPLE))
-    for i in range(131):
-        ok, frame = cap.read()
-        assert ok
-        if i >= 30:
-            cv2.imwrite(str(folder / f"in{i - 30:06d}.jpg"), frame)
-    return str(folder / "in%06d.jpg")
 
 
 def wait_for(check, timeout=20.0, every=0.05):

@@ -3,7 +3,6 @@ Real parts: a tmpfs of 1 MB for the full card (skipped where mounting is not all
 redis-server, the real daemon process on a real clip."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from app import keys
 from config import EventsConfig
 from app.storage.events import EventStore, event_files, new_event_id
 from tests.conftest import ROOT, RedisServer
-from tests.test_camera_daemon import short_clip, stop, wait_for  # noqa: F401  (short_clip is a fixture)
+from tests.test_camera_daemon import stop, wait_for
 
 
 def daemon(redis_url, data_dir, clip, config_dir, *extra, loop="true"):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,7 +12,8 @@ from contextlib import contextmanager
 import pytest
 
 from app import keys, outbox, state
-from app.slack.notifier import Notifier, data_path, response_url_allowed
+from app.slack.delivery import data_path, response_url_allowed
+from app.slack.notifier import Notifier
 from config import load_settings
 from tests.conftest import ROOT, process_env
 from tests.slack_fakes import CHANNEL, TOKEN, FakeSlack, alert_job, make_event

@@ -6,7 +6,6 @@ notifier against the fake Slack Web API on loopback.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading

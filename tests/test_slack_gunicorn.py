@@ -1,7 +1,6 @@
 """The Slack app once under real gunicorn, started the README's way with the project's gunicorn.conf."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

@@ -14,7 +14,6 @@ import logging
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import redis
