@@ -64,6 +64,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "PYCAM_CAMERA_NAME": ("camera", "name"),
     "SLACK_BOT_TOKEN": ("slack", "bot_token"),
     "SLACK_SIGNING_SECRET": ("slack", "signing_secret"),
+    "SLACK_APP_TOKEN": ("slack", "app_token"),
     "SLACK_CHANNEL_ID": ("slack", "channel_id"),
     "SLACK_API_URL": ("slack", "api_url"),
     "SLACK_ALLOWED_USERS": ("slack", "allowed_users"),
@@ -77,7 +78,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "PYCAM_VERIFIER": ("verifier", "kind"),
 }
 # Settings that may only come from the environment (secrets).
-SECRET_PATHS = {("slack", "bot_token"), ("slack", "signing_secret")}
+SECRET_PATHS = {("slack", "bot_token"), ("slack", "signing_secret"), ("slack", "app_token")}
 LIST_FROM_CSV = {("slack", "allowed_users")}
 
 

@@ -8,7 +8,10 @@ from config_sections.base import Section
 
 class SlackConfig(Section):
     bot_token: SecretStr | None = Field(None, description="SLACK_BOT_TOKEN (xoxb-...); secret.")
-    signing_secret: SecretStr | None = Field(None, description="SLACK_SIGNING_SECRET; secret.")
+    signing_secret: SecretStr | None = Field(None, description="SLACK_SIGNING_SECRET; secret (HTTP mode).")
+    app_token: SecretStr | None = Field(None, description=(
+        "SLACK_APP_TOKEN (xapp-..., scope connections:write); secret. Socket Mode: Slack's commands "
+        "and clicks arrive over a connection the Pi opens, with no inbound port."))
     channel_id: str | None = Field(None, pattern=r"^[A-Z0-9]{6,20}$", description="SLACK_CHANNEL_ID: channel ID (C...), not its name.")
     api_url: str = Field("https://slack.com/api/", pattern=r"^https?://", description="SLACK_API_URL; tests point it at a local fake.")
     allowed_users: list[str] = Field(default_factory=list, description="SLACK_ALLOWED_USERS: comma-separated user ids; empty allows the whole workspace.")

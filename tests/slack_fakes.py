@@ -42,6 +42,7 @@ class FakeSlack:
     plan: dict[str, list[str]] = field(default_factory=dict)  # method -> behaviours for its next calls
     mode: str | None = None     # outage for every method: "500", "429:<s>", "hang", "error:<code>"
     hang_max_s: float = 30.0
+    socket_url: str | None = None   # what apps.connections.open answers (tests/socket_fakes.py)
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -177,8 +178,12 @@ class _Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization", "")
         if not auth.startswith("Bearer "):
             return self._json(call, {"ok": False, "error": "not_authed"})
-        if auth != f"Bearer {TOKEN}":
+        if auth != f"Bearer {TOKEN}" and method != "apps.connections.open":
             return self._json(call, {"ok": False, "error": "invalid_auth"})
+        if method == "apps.connections.open":   # Socket Mode: the app-level token gets a WebSocket URL
+            if not auth.startswith("Bearer xapp-") or not fake.socket_url:
+                return self._json(call, {"ok": False, "error": "invalid_auth"})
+            return self._json(call, {"ok": True, "url": fake.socket_url}, ok=True)
         if method == "files.getUploadURLExternal":
             file_id = fake._next_file_id()
             with fake.lock:

@@ -29,11 +29,11 @@ from tests.conftest import ROOT, free_port
 
 GLANCES_PASSWORD = "test-glances-pw"
 # AMP section -> the heartbeat name of the process it watches.
-AMPS = {"security_system": "security_system", "notifier": "notifier", "flask_app": "flask_app",
-        "who_is_home": "who_is_home", "s3_upload": "s3_upload"}
-SINGLE_INSTANCE = {"security_system", "notifier", "who_is_home", "s3_upload"}
-ENTRY_FILES = ["app/security_system.py", "app/notifier.py", "app/who_is_home.py", "app/s3_upload.py",
-               "run_flask.py", "gunicorn.conf"]
+AMPS = {"security_system": "security_system", "notifier": "notifier", "slack_socket": "slack_socket",
+        "flask_app": "flask_app", "who_is_home": "who_is_home", "s3_upload": "s3_upload"}
+SINGLE_INSTANCE = {"security_system", "notifier", "slack_socket", "who_is_home", "s3_upload"}
+ENTRY_FILES = ["app/security_system.py", "app/notifier.py", "app/slack_socket.py", "app/who_is_home.py",
+               "app/s3_upload.py", "run_flask.py", "gunicorn.conf"]
 
 
 # ------------------------------------------------------------------ helpers
@@ -310,6 +310,7 @@ OUR_COMMAND_LINES = {
                         "/opt/pycam/.venv/bin/python /opt/pycam/app/security_system.py",
                         "/usr/bin/python3.11 -u /home/pi/pycam/app/security_system.py"],
     "notifier": ["python3 app/notifier.py", "/opt/pycam/.venv/bin/python /opt/pycam/app/notifier.py"],
+    "slack_socket": ["python3 app/slack_socket.py", "/opt/pycam/.venv/bin/python /opt/pycam/app/slack_socket.py"],
     "who_is_home": ["python3 app/who_is_home.py", "/opt/pycam/.venv/bin/python3 /opt/pycam/app/who_is_home.py"],
     "s3_upload": ["python3 app/s3_upload.py", "/opt/pycam/.venv/bin/python /opt/pycam/app/s3_upload.py"],
     "flask_app": ["/opt/pycam/.venv/bin/python3 /opt/pycam/.venv/bin/gunicorn -c gunicorn.conf run_flask",
@@ -382,8 +383,8 @@ def test_health_reports_stale_and_missing_heartbeats(r, settings):
 
 # ------------------------------------------------------------------ systemd
 
-UNITS = ["pycam-security-system", "pycam-notifier", "pycam-flask-app", "pycam-who-is-home",
-         "pycam-s3-upload", "pycam-glances"]
+UNITS = ["pycam-security-system", "pycam-notifier", "pycam-slack-socket", "pycam-flask-app",
+         "pycam-who-is-home", "pycam-s3-upload", "pycam-glances"]
 
 
 def rendered_units(dest: Path) -> dict[str, str]:
