@@ -18,9 +18,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 
 venv: $(VENV)/.installed
 
-## The demo: a local Redis, the camera daemon armed on the bundled sample clip, events printed.
+## The demo: the camera daemon armed on the bundled sample clip, events printed, with its own
+## Redis and data folder, both removed on Ctrl-C (scripts/demo.sh).
 run: venv
-	@REDIS_URL="$$(scripts/start_redis.sh)" $(PY) app/security_system.py --arm
+	@scripts/demo.sh
 
 ## Every process under nohup (README, Usage); systemd is deploy/install_systemd.sh.
 start: venv
