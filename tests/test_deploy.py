@@ -417,3 +417,30 @@ def test_systemd_units_restart_run_as_pycam_and_leave_the_camera_reachable(tmp_p
     assert not [line for line in camera if line.startswith(("DeviceAllow=", "DevicePolicy=", "ProtectClock="))]
     assert "PrivateDevices=yes" in units["pycam-notifier.service"].splitlines()
     assert "WantedBy=multi-user.target" in units["pycam.target"]
+
+
+@pytest.mark.timeout(90)
+def test_the_demo_alerts_and_leaves_nothing_behind(tmp_path):
+    """`make run`'s script: events print, and Ctrl-C removes its Redis and data folder; the owner's
+    .env is not read (a bogus REDIS_URL there would be used otherwise)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYCAM_", "SLACK_", "REDIS_"))}
+    env["TMPDIR"] = str(tmp_path)
+    proc = subprocess.Popen(["scripts/demo.sh"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("EVENT "):
+                break
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)                      # Ctrl-C in the terminal
+        proc.wait(20)
+    assert any(line.startswith("EVENT ") for line in seen), "".join(seen)[-2000:]
+    assert list(tmp_path.iterdir()) == []                      # its folder (and Redis's) is gone
+    def in_demo_dir(p):                                        # its Redis ran with --dir there
+        try:
+            return p.name() == "redis-server" and p.cwd().startswith(str(tmp_path))
+        except (psutil.Error, OSError):
+            return False
+    assert not [p for p in psutil.process_iter() if in_demo_dir(p)]
