@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from dotenv import dotenv_values
 from pydantic import BaseModel, Field, ValidationError
 
 from config_sections.base import ROOT, SAMPLE_CLIP, ConfigError, Section
@@ -83,29 +84,14 @@ LIST_FROM_CSV = {("slack", "allowed_users")}
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    """Parse a simple KEY=VALUE .env file (comments, blank lines and optional quotes allowed).
-
-    An unquoted value ends at ` #` (a comment after it, as setup.md's example has); a quoted value
-    is taken whole.
-    """
-    values: dict[str, str] = {}
+    """The KEY=VALUE pairs of a .env file, by python-dotenv (comments, quotes, `export`); an absent
+    or unreadable file (a service account without access) gives nothing."""
     try:
-        text = path.read_text()
-    except OSError:  # absent, or not readable by this user (e.g. a service account)
-        return values
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        key = key.strip().removeprefix("export ").strip()
-        value = value.strip()
-        if value[:1] in ("'", '"') and value[0] in value[1:]:
-            value = value[1:value.index(value[0], 1)]
-        else:
-            value = value.split(" #", 1)[0].split("\t#", 1)[0].rstrip()
-        values[key] = value
-    return values
+        with open(path, encoding="utf-8") as f:
+            values = dotenv_values(stream=f)
+    except (OSError, UnicodeDecodeError):
+        return {}
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def environment() -> dict[str, str]:

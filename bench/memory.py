@@ -92,6 +92,8 @@ def main() -> int:
                                   stdout=subprocess.DEVNULL)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYCAM_", "SLACK_", "S3_", "AWS_"))}
     env.update({"REDIS_URL": f"redis://127.0.0.1:{port}/0", "PYCAM_DATA_DIR": str(work / "data"),
+                "PYCAM_SOURCE": str(ROOT / "sample" / "one-by-one-person-detection.mp4"),
+                "PYCAM_ENV_FILE": "", "PYCAM_CONFIG": "",
                 "XDG_CONFIG_HOME": str(work / "xdg"), "PYCAM_GLANCES_PORT": str(free_port()),
                 "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{free_port()} {args.gunicorn_args}".strip(),
                 "SLACK_SIGNING_SECRET": "bench-secret", "SLACK_BOT_TOKEN": "xoxb-bench",

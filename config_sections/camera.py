@@ -5,15 +5,16 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from config_sections.base import SAMPLE_CLIP, Section
+from config_sections.base import Section
 
 
 class CameraConfig(Section):
     name: str = Field("pycam", pattern=r"^[A-Za-z0-9_-]{1,40}$",
                       description="Camera name, used in S3 keys and Slack messages.")
-    source: str = Field(str(SAMPLE_CLIP), min_length=1, description=(
-        "picamera2 | picamera | a USB device index (0) | an rtsp:// or http:// URL | a video file | "
-        "an image sequence pattern such as input/in%06d.jpg."))
+    source: str = Field("auto", min_length=1, description=(
+        "auto (the Pi camera where picamera2 is installed, else USB camera 0) | picamera2 | picamera | "
+        "a USB device index (0) | an rtsp:// or http:// URL | a video file | an image sequence pattern "
+        "such as input/in%06d.jpg. `make run` plays the bundled sample clip instead."))
     width: int = Field(1280, ge=160, le=4056, description="Snapshot (main stream) width for Pi/USB cameras.")
     height: int = Field(720, ge=120, le=3040, description="Snapshot (main stream) height for Pi/USB cameras.")
     fps: float = Field(10.0, gt=0, le=60, description="Frame rate requested from Pi/USB cameras.")

@@ -19,5 +19,6 @@ trap cleanup EXIT
 redis-server --port "$PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$DEMO" \
   --daemonize yes --pidfile "$DEMO/redis.pid" --logfile "$DEMO/redis.log"
 echo "pycam demo: watching ${PYCAM_SOURCE:-the bundled sample clip}; each event prints a line. Ctrl-C stops it and removes everything."
+export PYCAM_SOURCE="${PYCAM_SOURCE:-$ROOT/sample/one-by-one-person-detection.mp4}"
 PYCAM_ENV_FILE="" PYCAM_CONFIG="" REDIS_URL="redis://127.0.0.1:$PORT/0" PYCAM_DATA_DIR="$DEMO/data" \
   "$PY" app/security_system.py --arm || true

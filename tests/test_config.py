@@ -5,10 +5,11 @@ import config
 from config import ConfigError, load_settings
 
 
-def test_defaults_run_the_demo_on_the_bundled_clip():
+def test_defaults_watch_the_camera_not_the_demo_clip():
+    """Under systemd or nohup the Pi must watch its camera: the bundled clip is only `make run`'s."""
     s = load_settings(env={}, config_path=None)
     assert s.redis_url == "redis://localhost:6379/0"
-    assert s.camera.source.endswith("sample/one-by-one-person-detection.mp4")
+    assert s.camera.source == "auto"
     assert s.slack.api_url == "https://slack.com/api/"
 
 

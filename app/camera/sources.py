@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable
 
@@ -198,12 +199,27 @@ class PicameraSource:
             log.debug("closing picamera failed", exc_info=True)
 
 
+def find_camera() -> str:
+    """What `auto` means here: the Pi camera where picamera2 is installed, else USB camera 0."""
+    try:
+        import picamera2  # noqa: F401  (only whether it is there)
+        return "picamera2"
+    except ImportError:
+        pass
+    if Path("/dev/video0").exists():
+        return "0"
+    raise SourceError("no camera found (no picamera2, no /dev/video0): set camera.source (PYCAM_SOURCE) to "
+                      "the camera to watch; `make run` plays the bundled sample clip")
+
+
 def open_source(cfg: CameraConfig, realtime: bool | None = None, loop: bool | None = None,
                 clock_origin: float | None = None):
     """Open the configured source; raises SourceError with a clear message when it cannot.
 
     `clock_origin` (epoch seconds) times a file read as fast as possible: frame i is at
     origin + i / fps (default: now, so replay's times are as large as a live camera's)."""
+    if cfg.source.strip() == "auto":
+        cfg = cfg.model_copy(update={"source": find_camera()})
     kind = kind_of(cfg.source)
     if kind == "picamera2":
         return Picamera2Source(cfg)
