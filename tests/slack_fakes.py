@@ -180,6 +180,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(call, {"ok": False, "error": "not_authed"})
         if auth != f"Bearer {TOKEN}" and method != "apps.connections.open":
             return self._json(call, {"ok": False, "error": "invalid_auth"})
+        if method == "auth.test":
+            return self._json(call, {"ok": True, "user": "pycam", "team": "home", "user_id": "U0BOT"}, ok=True)
+        if method == "conversations.info":
+            return self._json(call, {"ok": True, "channel": {"id": call.params.get("channel"),
+                                                             "is_member": call.params.get("channel") == CHANNEL}},
+                              ok=True)
         if method == "apps.connections.open":   # Socket Mode: the app-level token gets a WebSocket URL
             if not auth.startswith("Bearer xapp-") or not fake.socket_url:
                 return self._json(call, {"ok": False, "error": "invalid_auth"})
