@@ -8,7 +8,7 @@ YAML file, so the config file can be shared safely. `load_settings(env=...)` rea
 given (no `.env`, no ./pycam.yaml): tests and tools stay hermetic.
 
 A bad value stops the process at start with `ConfigError`, naming the key, the value and what is
-allowed. Every setting is documented in setup.md. Nothing here imports from `app`.
+allowed. Every setting is documented in docs/settings.md. Nothing here imports from `app`.
 """
 from __future__ import annotations
 
@@ -171,7 +171,15 @@ def load_settings(env: dict[str, str] | None = None, config_path: str | Path | N
 
 
 def load_or_exit(env: dict[str, str] | None = None) -> Settings:
-    """Load the settings for a daemon's __main__; print a one-line error and exit 2 when bad."""
+    """Load the settings for a daemon's __main__; print a one-line error and exit 2 when bad.
+
+    The .env file's variables also join this process's environment (without overriding it), so
+    libraries that read the environment themselves (boto3's AWS_*) see them however the process
+    was started: by hand, under nohup or under systemd.
+    """
+    if env is None:
+        for name, value in environment().items():
+            os.environ.setdefault(name, value)
     try:
         return load_settings(env)
     except ConfigError as e:
@@ -179,7 +187,7 @@ def load_or_exit(env: dict[str, str] | None = None) -> Settings:
 
 
 def settings_table() -> str:
-    """Markdown table of every setting with its environment variable and default (for setup.md)."""
+    """Markdown table of every setting with its environment variable and default (for docs/settings.md)."""
     env_of = {path: name for name, path in ENV_NAMES.items()}
     rows = ["| setting | environment | default | meaning |", "|---|---|---|---|"]
 

@@ -1,4 +1,4 @@
-"""Presence settings: people, their devices, and the providers that see them (setup.md, section 4)."""
+"""Presence settings: people, their devices, and the providers that see them (docs/presence.md)."""
 from __future__ import annotations
 
 import re
@@ -116,7 +116,7 @@ class PresenceConfig(Section):
     poll_s: float = Field(30, ge=5, le=3600, description="Seconds between presence polls.")
     consider_home_s: float = Field(600, ge=0, le=86400, description="A person is away only after not being seen this long.")
     people: list[PersonConfig] = Field(default_factory=list, max_length=50)
-    providers: list[ProviderConfig] = Field(default_factory=list, max_length=10, description="Presence providers; see setup.md.")
+    providers: list[ProviderConfig] = Field(default_factory=list, max_length=10, description="Presence providers; see docs/presence.md.")
 
     @field_validator("people")
     @classmethod

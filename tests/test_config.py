@@ -71,16 +71,16 @@ def test_daemon_exits_with_the_error_message(tmp_path):
     assert "redis_url" in str(e.value)
 
 
-def test_every_setting_is_documented_in_setup_md():
+def test_every_setting_is_documented():
     from config import ROOT, settings_table
-    doc = (ROOT / "setup.md").read_text()
+    doc = (ROOT / "docs" / "settings.md").read_text()
     keys = [line.split("`")[1] for line in settings_table().splitlines()[2:]]
     missing = [k for k in keys if f"`{k}`" not in doc]
-    assert not missing, f"run `python3 config.py` and paste the table into setup.md: {missing}"
+    assert not missing, f"run `python3 config.py` and paste the table into docs/settings.md: {missing}"
 
 
 def test_dotenv_comments_after_a_value_are_not_part_of_it(tmp_path):
-    """setup.md's .env example has comments after the values; a secret must not swallow them."""
+    """The docs' .env example has comments after the values; a secret must not swallow them."""
     env = tmp_path / ".env"
     env.write_text("SLACK_SIGNING_SECRET=8f74a5   # Basic Information -> App Credentials\n"
                    "SLACK_CHANNEL_ID=C0123456\t# the channel\nSLACK_BOT_TOKEN='xoxb-1 # kept' # note\n")
@@ -103,3 +103,14 @@ def test_owner_files_reach_the_daemons_but_never_settings_built_from_given_value
     clean_env.setenv("PYCAM_CONFIG", "")
     hermetic = config.load_settings()
     assert hermetic.redis_url == "redis://localhost:6379/0" and hermetic.motion.threshold == 20
+
+
+def test_a_daemon_sees_the_dotenv_variables_libraries_read_themselves(tmp_path, clean_env):
+    """boto3 reads AWS_* from the environment: started by hand, a daemon still finds them in .env."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("export AWS_ACCESS_KEY_ID=AKIATESTKEY  # from the console\n")
+    clean_env.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    clean_env.setenv("PYCAM_ENV_FILE", str(env_file))
+    import os
+    config.load_or_exit()
+    assert os.environ["AWS_ACCESS_KEY_ID"] == "AKIATESTKEY"

@@ -193,7 +193,7 @@ class OnnxVerifier(Verifier):
         self.path = path
         if not path.is_file():
             raise config.ConfigError(f"verifier.model_path = {str(path)!r}: no such file (the onnx verifier "
-                                     "needs a detector exported to ONNX; see setup.md)")
+                                     "needs a detector exported to ONNX; see docs/verifiers.md)")
         try:
             self.net = cv2.dnn.readNetFromONNX(str(path))
         except cv2.error as e:

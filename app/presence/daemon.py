@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pycam: {e}", file=sys.stderr)
         return 2
     if not settings.presence.people:
-        log.warning("presence.people is empty: polling only (see setup.md, section 4)")
+        log.warning("presence.people is empty: polling only (see docs/presence.md)")
     for person in settings.presence.people:
         for d in person.devices:
             if rules.normalize_mac(d) == d and rules.is_randomised(d):
