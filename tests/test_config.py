@@ -109,7 +109,8 @@ def test_a_daemon_sees_the_dotenv_variables_libraries_read_themselves(tmp_path, 
     """boto3 reads AWS_* from the environment: started by hand, a daemon still finds them in .env."""
     env_file = tmp_path / ".env"
     env_file.write_text("export AWS_ACCESS_KEY_ID=AKIATESTKEY  # from the console\n")
-    clean_env.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    clean_env.setenv("AWS_ACCESS_KEY_ID", "")          # so the test's change is undone afterwards
+    clean_env.delenv("AWS_ACCESS_KEY_ID")
     clean_env.setenv("PYCAM_ENV_FILE", str(env_file))
     import os
     config.load_or_exit()
