@@ -49,6 +49,20 @@ def write_heartbeat(r, process: str, status: str, detail: Any = None, ttl: float
     state.set_json(r, keys.heartbeat(process), json.loads(redact(json.dumps(beat))), ex=ttl)
 
 
+def idle(r, process: str, detail: dict, settings, stop, also=None) -> None:
+    """A process with nothing to do (not configured): beat as "disabled" until stopped, instead of
+    crash-looping; `also(r)` writes anything else that goes with the beat."""
+    while True:
+        try:
+            write_heartbeat(r, process, "disabled", detail, ttl=settings.heartbeat_ttl_s)
+            if also is not None:
+                also(r)
+        except state.REDIS_DOWN:
+            pass
+        if stop.wait(settings.heartbeat_s):
+            return
+
+
 def read_heartbeats(r) -> dict[str, dict | None]:
     """Every known process's last heartbeat (None when missing or expired)."""
     return {p: state.get_json(r, keys.heartbeat(p)) for p in PROCESSES}

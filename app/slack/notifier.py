@@ -21,8 +21,7 @@ import time
 import redis
 from slack_sdk import WebClient
 
-import config
-from app import health, keys, outbox, state, utils
+from app import health, keys, outbox, startup, state, utils
 from app.backoff import Backoff
 from app.slack.delivery import DELIVERED_TTL_S, Delivery, Permanent, Transient, Undeliverable
 
@@ -236,11 +235,7 @@ class Notifier:
 
 
 def main() -> None:
-    settings = config.load_or_exit()
-    utils.check_data_dir(settings.data_dir)
-    utils.setup_logging(NAME, settings.log_level, settings.logs_dir)
-    stop = utils.StopFlag().install()
-    r = state.connect(settings.redis_url, NAME)
+    settings, r, stop = startup.start(NAME)
     notifier = Notifier(settings, r, stop=stop)
     if not notifier.has_token or not settings.slack.channel_id:
         log.error("SLACK_BOT_TOKEN and SLACK_CHANNEL_ID must be set; jobs stay queued until they are")

@@ -20,8 +20,7 @@ from slack_sdk.socket_mode import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-import config
-from app import health, state, utils
+from app import health, startup, state, utils
 from app.backoff import Backoff
 from app.slack import dispatch
 
@@ -92,22 +91,11 @@ class SocketApp:
 def idle_disabled(settings, r, stop) -> None:
     """No app token: say so once and keep a heartbeat (state "disabled"): HTTP mode is in use."""
     log.warning("SLACK_APP_TOKEN is not set: Socket Mode is off (HTTP mode under gunicorn answers Slack)")
-    while True:
-        try:
-            health.write_heartbeat(r, NAME, "disabled", {"why": "SLACK_APP_TOKEN is not set"},
-                                   ttl=settings.heartbeat_ttl_s)
-        except state.REDIS_DOWN:
-            pass
-        if stop.wait(settings.heartbeat_s):
-            return
+    health.idle(r, NAME, {"why": "SLACK_APP_TOKEN is not set"}, settings, stop)
 
 
 def main() -> int:
-    settings = config.load_or_exit()
-    utils.check_data_dir(settings.data_dir)
-    utils.setup_logging(NAME, settings.log_level, settings.logs_dir)
-    stop = utils.StopFlag().install()
-    r = state.connect(settings.redis_url, NAME)
+    settings, r, stop = startup.start(NAME)
     if not settings.slack.app_token:
         idle_disabled(settings, r, stop)
         return 0

@@ -17,7 +17,7 @@ import sys
 import time
 
 import config
-from app import health, keys, state, utils
+from app import health, keys, startup, state, utils
 from app.backoff import Backoff
 from app.storage import events
 from app.storage.s3 import S3Error, S3Store, make_client
@@ -185,27 +185,16 @@ def idle_disabled(settings: config.Settings, r, stop) -> None:
     """No bucket: say so once and keep a heartbeat (state "disabled") instead of crash-looping."""
     message = "uploads are off: S3_BUCKET is not set"
     log.warning("%s (set it, and AWS credentials, to upload training data and snapshots)", message)
-    while True:
-        status = {"ok": False, "error": message, "pending": 0, "uploaded": 0, "time": time.time(), "enabled": False}
-        try:
-            health.write_heartbeat(r, NAME, "disabled", {"pending": 0, "uploaded": 0, "last_error": message},
-                                  ttl=settings.heartbeat_ttl_s)
-            state.set_json(r, keys.S3_STATUS, status)
-        except state.REDIS_DOWN:
-            pass
-        if stop.wait(settings.heartbeat_s):
-            return
+    health.idle(r, NAME, {"pending": 0, "uploaded": 0, "last_error": message}, settings, stop,
+                also=lambda r: state.set_json(r, keys.S3_STATUS, {
+                    "ok": False, "error": message, "pending": 0, "uploaded": 0, "time": time.time(), "enabled": False}))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Upload training data and event snapshots to S3.")
     parser.add_argument("--once", action="store_true", help="do one pass and exit (1 if anything failed)")
     args = parser.parse_args(argv)
-    settings = config.load_or_exit()
-    utils.check_data_dir(settings.data_dir)
-    utils.setup_logging(NAME, settings.log_level, settings.logs_dir)
-    stop = utils.StopFlag().install()
-    r = state.connect(settings.redis_url, NAME)
+    settings, r, stop = startup.start(NAME)
     if not settings.s3.bucket:
         if args.once:
             log.warning("uploads are off: S3_BUCKET is not set")
