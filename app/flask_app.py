@@ -31,14 +31,15 @@ class PycamExtension:
     """What the routes need, kept on app.extensions["pycam"]."""
     settings: object
     r: redis.Redis
-    verifier: SignatureVerifier
+    verifier: SignatureVerifier | None
     heartbeat: threading.Thread | None = field(default=None)
 
 
 def create_app(settings, redis_client: redis.Redis | None = None) -> Flask:
-    """The Flask app for these settings; raises MissingSecretError without a signing secret."""
+    """The Flask app for these settings; raises MissingSecretError without a signing secret, unless
+    Slack comes in over Socket Mode (SLACK_APP_TOKEN): then /slack/* answer 404 and /healthz stays."""
     secret = settings.slack.signing_secret.get_secret_value() if settings.slack.signing_secret else ""
-    if not secret.strip():
+    if not secret.strip() and not settings.slack.app_token:
         raise MissingSecretError(
             "SLACK_SIGNING_SECRET is not set: the Slack app will not start without it, because every "
             "request must be verified. Copy it from your Slack app's Basic Information page into .env.")
@@ -47,7 +48,8 @@ def create_app(settings, redis_client: redis.Redis | None = None) -> Flask:
     # Werkzeug refuses larger bodies (also chunked ones) before any of our code reads them.
     app.config.update(MAX_CONTENT_LENGTH=settings.slack.max_body_bytes, PROPAGATE_EXCEPTIONS=False)
     r = redis_client or state.connect(settings.redis_url, HEARTBEAT_NAME, socket_timeout=2.0)
-    app.extensions["pycam"] = PycamExtension(settings=settings, r=r, verifier=SignatureVerifier(secret))
+    verifier = SignatureVerifier(secret) if secret.strip() else None   # None: HTTP mode is off
+    app.extensions["pycam"] = PycamExtension(settings=settings, r=r, verifier=verifier)
     app.register_blueprint(bp)
 
     @app.errorhandler(HTTPException)

@@ -25,11 +25,9 @@ PROCESSES = ("security_system", "notifier", "slack_socket", "flask_app", "who_is
 
 def expected_processes(settings) -> list[str]:
     """The processes that should be running with these settings."""
-    expected = ["security_system", "notifier"]
+    expected = ["security_system", "notifier", "flask_app"]   # flask_app: HTTP mode, and /healthz always
     if settings.slack.app_token:
         expected.append("slack_socket")       # Socket Mode: the way Slack reaches the Pi
-    if settings.slack.signing_secret or not settings.slack.app_token:
-        expected.append("flask_app")          # HTTP mode (and /healthz)
     if settings.presence.people:
         expected.append("who_is_home")
     if settings.s3.bucket:

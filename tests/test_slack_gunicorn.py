@@ -103,3 +103,28 @@ def test_slow_clients_do_not_starve_slack_and_oversized_chunked_bodies_get_413(g
     finally:
         for s in dribblers:
             s.close()
+
+
+def test_with_socket_mode_and_no_signing_secret_gunicorn_serves_health_only(tmp_path, redis_url):
+    """The default install (Socket Mode) has no signing secret: the app still starts for /healthz,
+    and nothing comes in over HTTP."""
+    port = free_port()
+    env = process_env(REDIS_URL=redis_url, PYCAM_DATA_DIR=str(tmp_path / "data"), SLACK_APP_TOKEN="xapp-1-test")
+    proc = subprocess.Popen([str(GUNICORN), "-c", "gunicorn.conf", "run_flask", "--bind", f"127.0.0.1:{port}"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                health = requests.get(url + "/healthz", timeout=1)
+                break
+            except requests.ConnectionError:
+                assert proc.poll() is None, proc.stderr.read()[-2000:]
+                time.sleep(0.1)
+        assert health.status_code in (200, 503)
+        body = command_body("/pycam_on")
+        assert requests.post(url + "/slack/commands", data=body, headers=signed_headers(body),
+                             timeout=5).status_code == 404
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)

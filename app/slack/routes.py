@@ -25,6 +25,8 @@ def _ctx():
 
 def _signed_form(ctx) -> dict[str, str]:
     """The form of a request Slack signed and that is not a replay of one already handled."""
+    if ctx.verifier is None:   # Socket Mode only: nothing comes in over HTTP
+        abort(404)
     body = verified_body(request, ctx.verifier, ctx.settings.slack.max_body_bytes)
     try:
         fresh = first_use(ctx.r, request)
