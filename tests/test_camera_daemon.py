@@ -223,3 +223,14 @@ def test_a_later_frame_the_verifier_passes_becomes_the_alert_picture(redis_url, 
     assert json.loads(fields["job"])["boxes"] == meta["boxes"]
     on_disk = json.loads((tmp_path / "data" / meta["snapshot"]).with_suffix(".json").read_text())
     assert on_disk["verified"] is True and on_disk["boxes"] == meta["boxes"]
+
+
+def test_a_verifier_that_crashes_never_stops_the_camera_and_the_event_is_notified(redis_url, r, tmp_path,
+                                                                                 short_clip):
+    class Broken:
+        def verify(self, frames, boxes):
+            raise RuntimeError("model error on an odd frame")
+
+    meta = first_event_verified_by(Broken(), redis_url, r, tmp_path, short_clip)
+    assert meta["verified"] is None and meta["notified"] is True     # told, unverified
+    assert r.xlen(keys.SLACK_OUTBOX) == 1

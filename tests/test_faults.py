@@ -175,3 +175,21 @@ def test_a_stream_that_stops_sending_is_given_up_within_seconds(tmp_path):
         open_source(cfg).read()
     assert time.monotonic() - start < 3 * STREAM_TIMEOUT_S
     listener.close()
+
+
+def test_a_picture_swap_the_full_card_refuses_keeps_the_event_as_it_was(small_disk):
+    """The verifier passed a later frame, but the card is full: the saved event stays whole."""
+    store = EventStore(small_disk, EventsConfig())
+    meta = store.save({"id": new_event_id()}, b"s" * 1000, b"c" * 1000)
+    with open(small_disk / "filler", "wb", buffering=0) as f:
+        for chunk in (65536, 1024, 1):
+            try:
+                while True:
+                    f.write(b"\0" * chunk)
+            except OSError:
+                pass
+    with pytest.raises(OSError):
+        store.save(meta, b"S" * 200_000, b"C" * 200_000)
+    files = event_files(small_disk, meta["id"])
+    assert files["snapshot"].read_bytes() == b"s" * 1000 and files["clean"].read_bytes() == b"c" * 1000
+    assert store.load(meta["id"])["snapshot"] == meta["snapshot"]

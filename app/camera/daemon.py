@@ -88,7 +88,7 @@ class CameraDaemon:
                 self.link.call(state.init_flags, r)
             for event_id in self.store.finish_incomplete(self.s.camera.name):
                 log.info("Event %s was cut short by a crash; finished and published now", event_id)
-            self.publisher.recover(self.store.recent())
+            self.publisher.recover(self.store.recent(), busy={self.verifying[0]["id"]} if self.verifying else set())
         if not switches.armed_known:
             # Redis has no camera_status: it restarted without its data (or this is the first
             # run). The state the camera was in holds; never disarm silently.
@@ -141,9 +141,12 @@ class CameraDaemon:
         self.link.call(state.set_json, self.link.r, keys.PANTILT_POSITION,
                        {"pan": pan, "tilt": tilt, "present": present, "time": time.time()})
 
-    def _announce(self, text: str) -> None:
-        """One message to the owner's channel (through the notifier)."""
-        self.link.call(outbox.enqueue, self.link.r, outbox.make_job("message", text=text))
+    def _announce(self, text: str) -> bool:
+        """One message to the owner's channel (through the notifier); False when Redis failed."""
+        def send():
+            outbox.enqueue(self.link.r, outbox.make_job("message", text=text))
+            return True
+        return self.link.call(send) is True
 
     def heartbeat(self) -> None:
         # A stream URL may carry a password (rtsp://user:pass@...): never put it in Redis.
@@ -153,9 +156,9 @@ class CameraDaemon:
                   "events": self.recorder.count, "pending": len(self.publisher.pending),
                   "error": self.capture.error, "disk": disk, "events_mb": round(self.store.total / 1e6, 1)}
         if disk != self.disk_told and self.link.ok:
-            self._announce(f"pycam: {disk}. The camera keeps watching and alerting, without pictures."
-                           if disk else "pycam: events are written to disk again.")
-            self.disk_told = disk
+            if self._announce(f"pycam: {disk}. The camera keeps watching and alerting, without pictures."
+                              if disk else "pycam: events are written to disk again."):
+                self.disk_told = disk
         self.link.call(health.write_heartbeat, self.link.r, PROCESS,
                        self.capture.state if self.switches.armed else "disarmed", detail, self.s.heartbeat_ttl_s)
 

@@ -60,10 +60,11 @@ class Publisher:
         pipe.execute()
         return True
 
-    def recover(self, recent: list[dict]) -> None:
-        """After a restart: queue the events that reached the disk but not Redis."""
+    def recover(self, recent: list[dict], busy: set[str] = frozenset()) -> None:
+        """After a restart: queue the events that reached the disk but not Redis (not those in
+        `busy`, still being verified: they are published with their verdict)."""
         def unpublished() -> list[dict]:
-            known = {m["id"] for m in self.pending}
+            known = {m["id"] for m in self.pending} | set(busy)
             return [m for m in recent if m["id"] not in known and not self.link.r.exists(keys.event_published(m["id"]))]
         for meta in self.link.call(unpublished) or []:
             log.info("Publishing event %s recorded before a restart", meta["id"])

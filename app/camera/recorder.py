@@ -78,9 +78,13 @@ class EventRecorder:
                                 "reason": verdict.reason}
         candidate = judgement.candidate
         if judgement.passed and candidate is not None:
-            meta["boxes"] = candidate.boxes
             if meta.get("stored", True):
-                meta.update(self._save(meta, *self._jpegs(candidate.image, candidate.boxes, candidate.taken)))
+                try:   # the frame that passed becomes the event's pictures
+                    meta.update(self.store.save(dict(meta, boxes=candidate.boxes),
+                                                *self._jpegs(candidate.image, candidate.boxes, candidate.taken)))
+                except OSError as e:
+                    self._failed(e)     # the trigger frame's pictures stay; the verdict is recorded
+                    self._update(meta)
         else:
             self._update(meta)
         if judgement.passed is False:

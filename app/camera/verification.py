@@ -10,6 +10,7 @@ loop never waits for it), a future that is already done in replay (`run_now`).
 """
 from __future__ import annotations
 
+import logging
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -17,6 +18,8 @@ from typing import Any, Callable
 import numpy as np
 
 from app.camera.clock import EPS
+
+log = logging.getLogger("security_system")
 
 RECHECK_EVERY_S = 0.5   # a refused event is checked again on a newer frame this often...
 RECHECK_FOR_S = 10.0    # ...for this long after its trigger, while it keeps moving
@@ -53,6 +56,15 @@ def run_now(verify: Callable) -> Callable[[np.ndarray, list], Future]:
 class Verification:
     """One event's verification, advanced frame by frame until it reaches a Judgement."""
 
+    def _verdict(self):
+        """The finished check's verdict, or None when the verifier raised (a model error on an
+        odd frame must never stop the camera)."""
+        try:
+            return self.future.result()
+        except Exception:
+            log.warning("The verifier failed on an event; it is notified unverified", exc_info=True)
+            return None
+
     def __init__(self, submit: Callable[[np.ndarray, list], Future], image, boxes, trigger_time: float):
         self.submit = submit
         self.next_check = trigger_time + RECHECK_EVERY_S
@@ -71,7 +83,9 @@ class Verification:
         """
         if not self.future.done():
             return None
-        verdict = self.future.result()
+        verdict = self._verdict()
+        if verdict is None:
+            return Judgement(None)   # the verifier failed: notify, erring on the side of telling
         if verdict.passed:
             return Judgement(True, verdict, self.pending)
         if (frame is not None and result.motion
@@ -86,7 +100,7 @@ class Verification:
 
     def interrupt(self) -> Judgement:
         """A new event starts (or the daemon stops) before this one's verification ended."""
-        if self.future.done():
-            verdict = self.future.result()
+        verdict = self._verdict() if self.future.done() else None
+        if verdict is not None:
             return Judgement(bool(verdict.passed), verdict, self.pending if verdict.passed else None)
         return Judgement(None)   # the verdict is still out: notify, erring on the side of telling

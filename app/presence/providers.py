@@ -27,6 +27,12 @@ from app.presence.rules import HOSTNAME, MAC, Device, normalize_hostname, normal
 log = logging.getLogger(__name__)
 
 
+# pycam's own credentials: a presence script has no business with them (its own, named by the
+# owner, it still gets).
+PYCAM_SECRETS = {"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "AWS_ACCESS_KEY_ID",
+                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+
+
 class ProviderError(Exception):
     """A provider could not answer; the message is safe to show (no secret, no full URL)."""
 
@@ -321,7 +327,8 @@ class CommandProvider(Provider):
         try:
             # stderr is dropped: it is the script's own text and might echo a secret into our logs.
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.DEVNULL, text=True, errors="replace")
+                                    stderr=subprocess.DEVNULL, text=True, errors="replace",
+                                    env={k: v for k, v in os.environ.items() if k not in PYCAM_SECRETS})
         except FileNotFoundError:
             raise ProviderError(f"cannot run {os.path.basename(argv[0])}: not found") from None
         except PermissionError:

@@ -197,13 +197,16 @@ class Notifier:
             return
         self._next_unpark = time.monotonic() + self.parked_retry_s
         while True:
-            raw = self.r.lpop(keys.SLACK_PARKED)
+            raw = self.r.lindex(keys.SLACK_PARKED, 0)
             if raw is None:
                 return
-            try:
-                outbox.enqueue(self.r, json.loads(raw)["job"])
-            except (ValueError, KeyError, TypeError):
-                log.error("Dropping an unreadable set-aside job")
+            with self.r.pipeline(transaction=True) as p:   # queued and taken off the list together
+                try:
+                    outbox.enqueue(p, json.loads(raw)["job"])
+                except (ValueError, KeyError, TypeError):
+                    log.error("Dropping an unreadable set-aside job")
+                p.lpop(keys.SLACK_PARKED)
+                p.execute()
 
     def _ack(self, entry_id: str) -> None:
         self.r.xack(keys.SLACK_OUTBOX, keys.SLACK_OUTBOX_GROUP, entry_id)

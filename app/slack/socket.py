@@ -45,16 +45,15 @@ class SocketApp:
         self.handled = 0
 
     def on_request(self, client: SocketModeClient, req: SocketModeRequest) -> None:
-        """One envelope: a command is answered in its ack; a click is acked, then acted on."""
+        """One envelope, acknowledged once: a command or a click is acted on and answered in its ack."""
         reply = None
         try:
             if req.type == "slash_commands":
                 reply = dispatch.answer_command(self.r, self.settings, req.payload or {})
             elif req.type == "interactive":
-                client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
-                dispatch.answer_click(self.r, self.settings, req.payload)
-                self.handled += 1
-                return
+                # Labelling takes milliseconds, well within Slack's 3 s; its answer (Redis down)
+                # rides in the ack like a command's.
+                reply = dispatch.answer_click(self.r, self.settings, req.payload)
         except dispatch.NotUnderstood as e:
             log.warning("Ignored a %s envelope: %s", req.type, e)
         client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id, payload=reply))

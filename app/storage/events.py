@@ -132,6 +132,9 @@ class EventStore:
 
     def _account(self, event_id: str) -> None:
         size = self._size_of(event_id)
+        if event_id not in self.index and self.index and event_id < next(reversed(self.index)):
+            # The clock went back (no RTC before NTP, DST): keep the index oldest first.
+            self._index = dict(sorted({**self._index, event_id: [event_time(event_id), 0]}.items()))
         entry = self.index.setdefault(event_id, [event_time(event_id), 0])
         self.total += size - entry[1]
         entry[1] = size
@@ -168,13 +171,15 @@ class EventStore:
         meta = dict(meta, snapshot=str(files["snapshot"].relative_to(self.data_dir)),
                     clean=str(files["clean"].relative_to(self.data_dir)))
         self.make_room(len(snapshot_jpg) + len(clean_jpg) + 4096, keep=meta["id"])
+        existed = {name: f.exists() for name, f in files.items()}
         try:
             atomic_write_bytes(files["snapshot"], snapshot_jpg)
             atomic_write_bytes(files["clean"], clean_jpg)
             atomic_write_json(files["meta"], meta)
         except OSError:
-            for f in files.values():
-                f.unlink(missing_ok=True)
+            for name, f in files.items():   # only what this call created: a saved event stays whole
+                if not existed[name]:
+                    f.unlink(missing_ok=True)
             self._account(meta["id"])
             raise
         self._account(meta["id"])
@@ -187,6 +192,7 @@ class EventStore:
 
     def make_room(self, needed: int, keep: str | None = None) -> int:
         """Delete the oldest events until `needed` more bytes fit under max_total_mb."""
+        self.index   # the first scan counts what is already there
         limit = self.cfg.max_total_mb * 1e6
         deleted = 0
         while self.total + needed > limit and self.evict_oldest(keep):
