@@ -40,6 +40,17 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
 
+def fill(path: Path) -> None:
+    """Write `path` until the filesystem has not one byte left."""
+    with open(path, "wb", buffering=0) as f:
+        for chunk in (65536, 1024, 1):
+            try:
+                while True:
+                    f.write(b"\0" * chunk)
+            except OSError:
+                pass
+
+
 def jobs(r):
     return [json.loads(f["job"]) for _, f in r.xrange(keys.SLACK_OUTBOX)]
 
@@ -57,13 +68,7 @@ def test_a_full_card_never_stops_the_camera_and_it_says_so(small_disk, tmp_path,
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     r.set(keys.CAMERA_STATUS, "true")
     filler = small_disk / "filler"
-    with open(filler, "wb", buffering=0) as f:         # the card is full before the first event
-        for chunk in (65536, 1024, 1):
-            try:
-                while True:
-                    f.write(b"\0" * chunk)
-            except OSError:
-                pass
+    fill(filler)                                      # the card is full before the first event
     proc = daemon(redis_url, small_disk, short_clip, tmp_path)
     try:
         alert = wait_for(lambda: [j for j in jobs(r) if j["type"] == "alert"], timeout=30)[0]
@@ -181,13 +186,7 @@ def test_a_picture_swap_the_full_card_refuses_keeps_the_event_as_it_was(small_di
     """The verifier passed a later frame, but the card is full: the saved event stays whole."""
     store = EventStore(small_disk, EventsConfig())
     meta = store.save({"id": new_event_id()}, b"s" * 1000, b"c" * 1000)
-    with open(small_disk / "filler", "wb", buffering=0) as f:
-        for chunk in (65536, 1024, 1):
-            try:
-                while True:
-                    f.write(b"\0" * chunk)
-            except OSError:
-                pass
+    fill(small_disk / "filler")
     with pytest.raises(OSError):
         store.save(meta, b"S" * 200_000, b"C" * 200_000)
     files = event_files(small_disk, meta["id"])
