@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,10 +60,10 @@ def check_redis(settings):
 
 def check_camera(settings, r) -> str:
     from app import health, keys, state
-    from app.camera.sources import SourceError, open_source
+    from app.camera.sources import open_source
     from app.utils import redact
     beat = state.get_json(r, keys.heartbeat("security_system")) if r is not None else None
-    if isinstance(beat, dict) and not health.is_stale(beat, settings.heartbeat_ttl_s, __import__("time").time()) \
+    if isinstance(beat, dict) and not health.is_stale(beat, settings.heartbeat_ttl_s, time.time()) \
             and beat.get("state") == "running":
         return _line(True, "camera", "the camera daemon is reading it")
     try:
@@ -73,7 +74,7 @@ def check_camera(settings, r) -> str:
             source.close()
         h, w = frame.detect.shape[:2]
         return _line(True, "camera", f"{redact(settings.camera.source)}: a {w}x{h} frame")
-    except (SourceError, Exception) as e:   # any driver error is the owner's to see, in one line
+    except Exception as e:   # SourceError, or any driver error: the owner's to see, in one line
         return _line(False, "camera", f"{redact(str(e))[:200]}: set camera.source (PYCAM_SOURCE)")
 
 

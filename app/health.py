@@ -47,16 +47,24 @@ def write_heartbeat(r, process: str, status: str, detail: Any = None, ttl: float
     state.set_json(r, keys.heartbeat(process), json.loads(redact(json.dumps(beat))), ex=ttl)
 
 
+def try_heartbeat(r, process: str, status: str, detail: Any = None, ttl: float = 30) -> bool:
+    """write_heartbeat, riding out a Redis outage (the caller's loop notices it): True when written."""
+    try:
+        write_heartbeat(r, process, status, detail, ttl)
+        return True
+    except state.REDIS_DOWN:
+        return False
+
+
 def idle(r, process: str, detail: dict, settings, stop, also=None) -> None:
     """A process with nothing to do (not configured): beat as "disabled" until stopped, instead of
     crash-looping; `also(r)` writes anything else that goes with the beat."""
     while True:
-        try:
-            write_heartbeat(r, process, "disabled", detail, ttl=settings.heartbeat_ttl_s)
-            if also is not None:
+        if try_heartbeat(r, process, "disabled", detail, ttl=settings.heartbeat_ttl_s) and also is not None:
+            try:
                 also(r)
-        except state.REDIS_DOWN:
-            pass
+            except state.REDIS_DOWN:
+                pass
         if stop.wait(settings.heartbeat_s):
             return
 

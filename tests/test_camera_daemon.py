@@ -124,7 +124,7 @@ def test_redis_restart_mid_run_loses_no_event(tmp_path, short_clip):
         server.stop()                                   # Redis dies while the room is still empty
         events_dir = tmp_path / "data" / "events"
         wait_for(lambda: list(events_dir.glob("*/*.json")), timeout=30)   # recorded meanwhile
-        assert daemon.publisher.pending                            # ... and waiting for Redis
+        wait_for(lambda: daemon.publisher.pending, timeout=5)     # ... and waiting for Redis (queued just after the files)
         server.start()                                   # Redis is back (empty: no persistence here)
         check = redis.Redis.from_url(server.url, decode_responses=True)
         entries = wait_for(lambda: check.xrange(keys.EVENTS), timeout=10)

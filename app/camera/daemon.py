@@ -197,8 +197,11 @@ class CameraDaemon:
             return
         if self.verifying is not None:   # the previous event is still being judged
             self._judged(self.verifying[0], self.verifying[1].interrupt())
-        submit = lambda img, bxs: self.pool.submit(self.verifier.verify, [img], bxs)  # noqa: E731
-        self.verifying = (meta, Verification(submit, image, boxes, frame.time))
+        self.verifying = (meta, Verification(self._submit, image, boxes, frame.time))
+
+    def _submit(self, image, boxes):
+        """Have the verifier judge one frame on its worker thread (the frame loop never waits)."""
+        return self.pool.submit(self.verifier.verify, [image], boxes)
 
     def _candidate(self, frame, result) -> Candidate:
         """A newer frame of the event for the verifier to look at."""
@@ -210,7 +213,7 @@ class CameraDaemon:
         if self.verifying is None:
             return
         meta, verification = self.verifying
-        judgement = verification.advance(now, meta is self.recorder.current, frame, result, self._candidate)
+        judgement = verification.advance(now, frame, result, self._candidate)
         if judgement is not None:
             self._judged(meta, judgement)
 

@@ -158,7 +158,8 @@ class MotionDetector:
             else:
                 self._note_activity(now, objects_mask)
                 mask, counted, area_px = self._outside_busy(objects_mask, boxes, min_px)
-                stirring = [b for b in counted if self._stirs(grey, b, mask, min_px)]
+                earlier = self._earlier()
+                stirring = [b for b in counted if self._stirs(grey, earlier, b, mask, min_px)]
                 if len(stirring) < len(counted):
                     mask, area_px = self._only(mask, stirring)
                 result.mask, result.boxes, result.area = mask, stirring, area_px / total
@@ -190,11 +191,10 @@ class MotionDetector:
             m = moving > 0
             self.activity[m] += (1.0 - float(np.exp(-dt / BUSY_RISE_S))) * (1.0 - self.activity[m])
 
-    def _stirs(self, grey, box, mask, min_px) -> bool:
+    def _stirs(self, grey, earlier, box, mask, min_px) -> bool:
         """Whether a blob changed in the last STIR_S: a step of light stays put once it has
         happened, someone in view keeps stirring (a still one is absorbed after absorb_s anyway)."""
         x, y, w, h = box
-        earlier = self._earlier()
         now, before = grey[y:y + h, x:x + w], earlier[y:y + h, x:x + w]
         step = cv2.compare(cv2.absdiff(now, before), self.limit[y:y + h, x:x + w].astype(np.uint8), cv2.CMP_GT)
         return cv2.countNonZero(step & mask[y:y + h, x:x + w]) >= STIR_SHARE * min_px

@@ -77,18 +77,22 @@ class EventRecorder:
             meta["verifier"] = {"stage": verdict.stage, "score": round(float(verdict.score), 3),
                                 "reason": verdict.reason}
         candidate = judgement.candidate
-        if judgement.passed and candidate is not None:
-            if meta.get("stored", True):
-                try:   # the frame that passed becomes the event's pictures
-                    meta.update(self.store.save(dict(meta, boxes=candidate.boxes),
-                                                *self._jpegs(candidate.image, candidate.boxes, candidate.taken)))
-                except OSError as e:
-                    self._failed(e)     # the trigger frame's pictures stay; the verdict is recorded
-                    self._update(meta)
+        if judgement.passed and candidate is not None and meta.get("stored", True):
+            self._replace_pictures(meta, candidate)
         else:
             self._update(meta)
         if judgement.passed is False:
             log.info("Event %s not notified: %s", meta["id"], verdict.reason)
+
+    def _replace_pictures(self, meta: dict, candidate) -> None:
+        """The frame the verifier passed becomes the event's pictures; if the disk refuses, the
+        trigger frame's stay and the verdict is recorded all the same."""
+        try:
+            meta.update(self.store.save(dict(meta, boxes=candidate.boxes),
+                                        *self._jpegs(candidate.image, candidate.boxes, candidate.taken)))
+        except OSError as e:
+            self._failed(e)
+            self._update(meta)
 
     def ended(self, peak_area: float | None) -> None:
         """The current event ended: record its end and peak."""
@@ -108,16 +112,15 @@ class EventRecorder:
         for attempt in (1, 2):
             try:
                 saved = self.store.save(meta, snapshot, clean)
+                break
             except OSError as e:
-                if attempt == 1 and self.store.evict_oldest(keep=meta["id"]):
-                    continue
-                self._failed(e)
-                return dict(meta, snapshot=None, clean=None, stored=False)
-            if self.disk_error:
-                log.info("Events are written to disk again")
-            self.disk_error = None
-            return saved
-        return meta
+                if attempt == 2 or not self.store.evict_oldest(keep=meta["id"]):
+                    self._failed(e)
+                    return dict(meta, snapshot=None, clean=None, stored=False)
+        if self.disk_error:
+            log.info("Events are written to disk again")
+        self.disk_error = None
+        return saved
 
     def _update(self, meta: dict) -> None:
         if not meta.get("stored", True):

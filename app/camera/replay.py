@@ -83,7 +83,7 @@ def run_replay(settings: config.Settings, events_out: str, frames_out: str | Non
                 open_alert["peak_area"] = max(open_alert["peak_area"], round(result.area, 5))
             if judging is not None:
                 alert, verification = judging
-                judgement = verification.advance(frame.time, alert is open_alert, frame, result, candidate)
+                judgement = verification.advance(frame.time, frame, result, candidate)
                 if judgement is not None:
                     _judged(alert, judgement, source.origin)
                     judging = None

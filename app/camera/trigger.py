@@ -41,7 +41,7 @@ class Event:
     alert_time: float | None = None
     boxes: list = field(default_factory=list)  # boxes of the alerting frame
     area: float = 0.0                          # area of the alerting frame
-    recent: deque = field(default_factory=deque, repr=False)  # (time, boxes) of its recent moving frames
+    trail: deque = field(default_factory=deque, repr=False)   # (time, boxes) of its recent moving frames
     first: list = field(default_factory=list, repr=False)     # boxes of its first FIRST_S
     young: bool = False        # began while the background was young: alerts only once it travels
 
@@ -100,11 +100,11 @@ class EventTrigger:
                 ev = self.event = Event(index, now, now, index)
                 ev.young = self.quiet_until is not None and now < self.quiet_until - EPS
             ev.last_motion_time, ev.end_frame = now, index
-            ev.recent.append((now, [b for b, label in zip(boxes, labels) if label is False]))
+            ev.trail.append((now, [b for b, label in zip(boxes, labels) if label is False]))
             if not elapsed(now, ev.start_time, FIRST_S):
                 ev.first.extend(boxes)
-            while elapsed(now, ev.recent[0][0], RECENT_S + 1.0):
-                ev.recent.popleft()
+            while elapsed(now, ev.trail[0][0], RECENT_S + 1.0):
+                ev.trail.popleft()
             ev.peak_area = max(ev.peak_area, area)
             if ev.alert_frame is None and self._may_alert(now, ev, boxes):
                 ev.alert_frame, ev.alert_time = index, now
@@ -138,7 +138,7 @@ class EventTrigger:
         if ev is None or ev.alert_frame is None or not boxes:
             self.moving = list(boxes)
             return [False] * len(boxes)
-        known = [b for t, bs in ev.recent if not elapsed(now, t, RECENT_S) for b in bs]
+        known = [b for t, bs in ev.trail if not elapsed(now, t, RECENT_S) for b in bs]
         outside = [bool(known) and outside_share(b, known, KNOWN_MARGIN) >= NEW_SHARE for b in boxes]
         near = self.moving + [b for b, out in zip(boxes, outside) if not out]
         apart = [out and outside_share(b, near, KNOWN_MARGIN) == 1.0 for b, out in zip(boxes, outside)]

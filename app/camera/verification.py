@@ -56,6 +56,13 @@ def run_now(verify: Callable) -> Callable[[np.ndarray, list], Future]:
 class Verification:
     """One event's verification, advanced frame by frame until it reaches a Judgement."""
 
+    def __init__(self, submit: Callable[[np.ndarray, list], Future], image, boxes, trigger_time: float):
+        self.submit = submit
+        self.next_check = trigger_time + RECHECK_EVERY_S
+        self.deadline = trigger_time + RECHECK_FOR_S
+        self.pending: Candidate | None = None     # the frame the running check looks at (None: the trigger)
+        self.future = submit(image, boxes)
+
     def _verdict(self):
         """The finished check's verdict, or None when the verifier raised (a model error on an
         odd frame must never stop the camera)."""
@@ -65,21 +72,14 @@ class Verification:
             log.warning("The verifier failed on an event; it is notified unverified", exc_info=True)
             return None
 
-    def __init__(self, submit: Callable[[np.ndarray, list], Future], image, boxes, trigger_time: float):
-        self.submit = submit
-        self.next_check = trigger_time + RECHECK_EVERY_S
-        self.deadline = trigger_time + RECHECK_FOR_S
-        self.pending: Candidate | None = None     # the frame the running check looks at (None: the trigger)
-        self.future = submit(image, boxes)
-
-    def advance(self, now: float, ongoing: bool, frame=None, result=None,
+    def advance(self, now: float, frame=None, result=None,
                 snapshot: Callable[[Any, Any], Candidate] | None = None) -> Judgement | None:
         """Call once per frame (or with no frame, after the source closed); a Judgement when done.
 
         `frame` and `result` are this frame and its motion result; `snapshot(frame, result)` makes
         the Candidate for a re-check. Re-checks go on while anything moves, even once the event
         has ended (someone lingering at the door ends an event and starts another without an
-        alert); a new alert interrupts them. `ongoing` is kept for the callers' symmetry.
+        alert); a new alert interrupts them.
         """
         if not self.future.done():
             return None

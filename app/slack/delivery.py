@@ -100,7 +100,6 @@ class Delivery:
         self.http_timeout = http_timeout
         self._persist = persist
 
-
     def deliver(self, job: dict) -> None:
         """Send one job; raises Transient, Permanent or Undeliverable."""
         kind = job["type"]

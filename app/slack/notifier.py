@@ -67,11 +67,8 @@ class Notifier:
         now = time.monotonic()
         if not force and now - self._last_beat < self.settings.heartbeat_s:
             return
-        try:
-            health.write_heartbeat(self.r, NAME, self._state, self._detail, ttl=self.settings.heartbeat_ttl_s)
-            self._last_beat = now
-        except state.REDIS_DOWN:
-            pass  # the main loop notices Redis is down and backs off
+        if health.try_heartbeat(self.r, NAME, self._state, self._detail, ttl=self.settings.heartbeat_ttl_s):
+            self._last_beat = now    # else the main loop notices Redis is down and backs off
 
     def _sleep(self, seconds: float) -> None:
         """Wait, keeping the heartbeat fresh; returns early when stopping."""

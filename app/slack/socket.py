@@ -20,7 +20,7 @@ from slack_sdk.socket_mode import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from app import health, startup, state, utils
+from app import health, startup, utils
 from app.backoff import Backoff
 from app.slack import dispatch
 
@@ -81,10 +81,7 @@ class SocketApp:
             self.client.close()
 
     def _beat(self, status: str, ttl: float) -> None:
-        try:
-            health.write_heartbeat(self.r, NAME, status, {"handled": self.handled}, ttl=ttl)
-        except state.REDIS_DOWN:
-            pass
+        health.try_heartbeat(self.r, NAME, status, {"handled": self.handled}, ttl=ttl)
 
 
 def idle_disabled(settings, r, stop) -> None:

@@ -123,7 +123,7 @@ class EventStore:
 
     def _size_of(self, event_id: str) -> int:
         total = 0
-        for f in self._files_of(event_id):
+        for f in event_files(self.data_dir, event_id).values():
             try:
                 total += f.stat().st_size
             except FileNotFoundError:
