@@ -16,15 +16,12 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from dotenv import dotenv_values
-from pydantic import BaseModel, Field, ValidationError
-
 from config_sections.base import ROOT, SAMPLE_CLIP, ConfigError, Section
 from config_sections.camera import (CameraConfig, EventsConfig, MotionConfig, PanTiltConfig, TriggerConfig,
                                     VerifierConfig)
 from config_sections.presence import (CommandProviderConfig, LanProviderConfig, PersonConfig, PresenceConfig,
                                       ProviderConfig, RouterLoginConfig, RouterProviderConfig)
+from config_sections.model import Field, Invalid
 from config_sections.services import S3Config, SlackConfig
 
 __all__ = ["ROOT", "SAMPLE_CLIP", "ConfigError", "Section", "Settings", "CameraConfig", "MotionConfig",
@@ -38,6 +35,10 @@ class Settings(Section):
     redis_url: str = Field("redis://localhost:6379/0", pattern=r"^(redis|rediss|unix)://", description="REDIS_URL")
     data_dir: Path = Field(ROOT / "data", description="PYCAM_DATA_DIR: events/, training/, logs/.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    layout: Literal["standard", "compact", "separate"] = Field("standard", description=(
+        "PYCAM_LAYOUT: the processes `scripts/pycam` and systemd run. standard: the camera daemon, "
+        "one process for Slack, presence and S3 (app/services.py), glances. compact (a Zero 2 W): "
+        "the same without glances. separate: one process per service, glances. gunicorn runs in each only in HTTP mode (docs/running.md)."))
     heartbeat_s: float = Field(5, ge=1, le=60, description="Seconds between heartbeats.")
     heartbeat_ttl_s: float = Field(30, ge=3, le=600, description="A heartbeat older than this is stale and expires.")
     camera: CameraConfig = Field(default_factory=CameraConfig)
@@ -61,6 +62,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "REDIS_URL": ("redis_url",),
     "PYCAM_DATA_DIR": ("data_dir",),
     "PYCAM_LOG_LEVEL": ("log_level",),
+    "PYCAM_LAYOUT": ("layout",),
     "PYCAM_SOURCE": ("camera", "source"),
     "PYCAM_CAMERA_NAME": ("camera", "name"),
     "SLACK_BOT_TOKEN": ("slack", "bot_token"),
@@ -86,6 +88,9 @@ LIST_FROM_CSV = {("slack", "allowed_users")}
 def read_dotenv(path: Path) -> dict[str, str]:
     """The KEY=VALUE pairs of a .env file, by python-dotenv (comments, quotes, `export`); an absent
     or unreadable file (a service account without access) gives nothing."""
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values  # only where a .env exists: 2 MB a process otherwise
     try:
         with open(path, encoding="utf-8") as f:
             values = dotenv_values(stream=f)
@@ -118,14 +123,9 @@ def _get_path(tree: dict, path: tuple[str, ...]) -> Any:
     return tree
 
 
-def _describe(err: dict, secret: bool) -> str:
-    key = ".".join(str(p) for p in err["loc"])
-    shown = "<hidden>" if secret else repr(err.get("input"))
-    allowed = err["msg"]
-    ctx = err.get("ctx") or {}
-    if "expected" in ctx:
-        allowed = f"expected {ctx['expected']}"
-    return f"{key} = {shown}: {allowed}"
+def _describe(loc: tuple, value: Any, allowed: str) -> str:
+    shown = "<hidden>" if tuple(loc[:2]) in SECRET_PATHS else repr(value)
+    return f"{'.'.join(str(p) for p in loc)} = {shown}: {allowed}"
 
 
 def load_settings(env: dict[str, str] | None = None, config_path: str | Path | None = None) -> Settings:
@@ -144,6 +144,7 @@ def load_settings(env: dict[str, str] | None = None, config_path: str | Path | N
         path = default_yaml
     tree: dict[str, Any] = {}
     if path:
+        import yaml  # only where a settings file is read
         try:
             loaded = yaml.safe_load(Path(path).read_text()) or {}
         except OSError as e:
@@ -165,9 +166,8 @@ def load_settings(env: dict[str, str] | None = None, config_path: str | Path | N
             _set_path(tree, target, value)
     try:
         return Settings.model_validate(tree)
-    except ValidationError as e:
-        lines = [_describe(err, tuple(err["loc"][:2]) in SECRET_PATHS) for err in e.errors()]
-        raise ConfigError("invalid setting: " + "; ".join(lines)) from None
+    except Invalid as e:
+        raise ConfigError("invalid setting: " + "; ".join(_describe(*err) for err in e.errors)) from None
 
 
 def load_or_exit(env: dict[str, str] | None = None) -> Settings:
@@ -191,7 +191,7 @@ def settings_table() -> str:
     env_of = {path: name for name, path in ENV_NAMES.items()}
     rows = ["| setting | environment | default | meaning |", "|---|---|---|---|"]
 
-    def walk(model: type[BaseModel], prefix: tuple[str, ...]):
+    def walk(model: type[Section], prefix: tuple[str, ...]):
         for name, field in model.model_fields.items():
             path = prefix + (name,)
             ann = field.annotation

@@ -25,7 +25,9 @@ PROCESSES = ("security_system", "notifier", "slack_socket", "flask_app", "who_is
 
 def expected_processes(settings) -> list[str]:
     """The processes that should be running with these settings."""
-    expected = ["security_system", "notifier", "flask_app"]   # flask_app: HTTP mode, and /healthz always
+    expected = ["security_system", "notifier"]
+    if settings.slack.signing_secret:
+        expected.append("flask_app")          # HTTP mode: Slack posts to gunicorn
     if settings.slack.app_token:
         expected.append("slack_socket")       # Socket Mode: the way Slack reaches the Pi
     if settings.presence.people:

@@ -10,6 +10,7 @@ import signal
 import sys
 import tempfile
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,20 @@ def cpu_temperature() -> float | None:
         return int(Path("/sys/class/thermal/thermal_zone0/temp").read_text().strip()) / 1000
     except (OSError, ValueError):
         return None
+
+
+def in_thread(fn, name: str) -> Future:
+    """Run `fn()` on a daemon thread; its result (or its exception) arrives in the Future."""
+    future: Future = Future()
+
+    def work() -> None:
+        try:
+            future.set_result(fn())
+        except BaseException as e:  # handed over whole: the caller decides
+            future.set_exception(e)
+
+    threading.Thread(target=work, name=name, daemon=True).start()
+    return future
 
 
 def run_in_worker(loop, stop: StopFlag, name: str) -> bool:

@@ -33,6 +33,7 @@ import numpy as np
 import redis
 
 from app import keys, utils
+from app.storage import ledger
 from app.storage.s3 import S3Store, make_client
 from app.storage.uploader import Uploader
 from config import load_settings
@@ -130,7 +131,7 @@ def bench_events(data_dir: Path, env: dict, redis_url: str, n: int) -> dict:
     proc = subprocess.Popen([sys.executable, "app/s3_upload.py"], cwd=ROOT, env=proc_env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     r = redis.Redis.from_url(redis_url, decode_responses=True)
-    ledger_path = data_dir / "uploads.json"
+    target = {"endpoint": env.get("S3_ENDPOINT_URL"), "bucket": env.get("S3_BUCKET")}
     try:
         wait_until(lambda: r.get(keys.heartbeat("s3_upload")))
         time.sleep(1.0)   # let the first pass (training data of part 1) finish
@@ -140,7 +141,7 @@ def bench_events(data_dir: Path, env: dict, redis_url: str, n: int) -> dict:
             meta = add_event(data_dir, eid)
             t0 = time.time()
             r.xadd(keys.EVENTS, {"event": json.dumps(meta)})
-            entry = wait_until(lambda: (utils.read_json_file(ledger_path, {}).get("events") or {}).get(eid))
+            entry = wait_until(lambda: ledger.read(data_dir, target)[0]["events"].get(eid))
             latencies.append(entry["time"] - t0)
             time.sleep(0.2)   # events come one by one, not as a burst
         cpu0 = cpu_seconds(proc.pid)

@@ -1,4 +1,5 @@
-"""What every section shares: strict models, and the helpers that keep secrets out of messages."""
+"""What every section shares: strict sections (config_sections/model.py), and the helpers that keep
+secrets out of messages."""
 from __future__ import annotations
 
 import re
@@ -6,7 +7,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict
+from config_sections.model import Section
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CLIP = ROOT / "sample" / "one-by-one-person-detection.mp4"
@@ -17,10 +18,6 @@ SECRET_KEY = r"(?i)(pass(word|wd|phrase)?|secret|token|api_?key|cookie|credentia
 
 class ConfigError(Exception):
     """A setting is missing or out of range; the message names key, value and what is allowed."""
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 def plain_url(v: str) -> str:

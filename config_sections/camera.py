@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from config_sections.model import Field, field_validator
 
 from config_sections.base import Section
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import re
 from ipaddress import IPv4Address
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal, Union
 
-from pydantic import Field, field_validator
+from config_sections.model import Field, field_validator
 
 from config_sections.base import ENV_NAME, SECRET_KEY, Section, hide_secrets, plain_url
 from config_sections.devices import normalize_hostname, normalize_mac
@@ -108,8 +108,8 @@ class CommandProviderConfig(Section):
     timeout_s: float = Field(10, gt=0, le=300)
 
 
-ProviderConfig = Annotated[Union[RouterProviderConfig, LanProviderConfig, CommandProviderConfig],
-                           Field(discriminator="type")]
+# Chosen by the `type` each one fixes.
+ProviderConfig = Union[RouterProviderConfig, LanProviderConfig, CommandProviderConfig]
 
 
 class PresenceConfig(Section):

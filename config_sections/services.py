@@ -1,7 +1,7 @@
 """Settings of the services pycam talks to: Slack and S3."""
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from config_sections.model import Field, SecretStr, field_validator
 
 from config_sections.base import Section
 

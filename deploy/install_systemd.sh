@@ -30,6 +30,18 @@ while [ $# -gt 0 ]; do
 done
 
 sources() { echo "$ROOT"/deploy/systemd/pycam-*.service "$ROOT/deploy/pycam.target"; }
+layout_units() {  # the services of the configured layout, from pycam's settings (.env, pycam.yaml)
+  local out
+  out="$(cd "$ROOT" && .venv/bin/python -c 'import config; s = config.load_or_exit()
+print(s.layout, "http" if s.slack.signing_secret else "socket")')" || exit 2
+  echo pycam-security-system.service
+  case "$out" in compact*) ;; *) echo pycam-glances.service ;; esac
+  case "$out" in
+    separate*) echo pycam-notifier.service pycam-slack-socket.service pycam-who-is-home.service pycam-s3-upload.service ;;
+    *) echo pycam-services.service ;;
+  esac
+  case "$out" in *http) echo pycam-flask-app.service ;; esac
+}
 units() { local f; for f in $(sources); do basename "$f"; done; }
 
 render() {  # write every unit to $UNIT_DIR with this checkout's paths
@@ -94,8 +106,11 @@ fi
 
 render
 systemctl daemon-reload
+# Enable the layout's units (setting `layout`; gunicorn only in HTTP mode), disable the others.
 # shellcheck disable=SC2046
-systemctl enable $(units)
+systemctl disable $(units) >/dev/null 2>&1 || true
+# shellcheck disable=SC2046
+systemctl enable pycam.target $(layout_units)
 if [ "$START" = 1 ]; then
   systemctl restart pycam.target
   echo "pycam: started; see: systemctl list-units 'pycam*'   and   journalctl -u 'pycam-*' -f"

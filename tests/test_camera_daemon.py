@@ -155,7 +155,9 @@ def test_restart_publishes_an_event_recorded_while_redis_was_down(tmp_path, redi
                       b"jpg", b"jpg")
     for _ in range(2):   # two restarts: published once
         daemon = CameraDaemon(settings, state.connect(redis_url, "test"), StopFlag())
-        daemon.poll_control()
+        daemon.poll_control()                      # first contact: the store is scanned on a thread
+        wait_for(lambda: daemon.recovery.done(), timeout=10)
+        daemon.recover_when_scanned()
         daemon.publisher.flush()
     assert [json.loads(f["event"])["id"] for _, f in r.xrange(keys.EVENTS)] == [meta["id"]]
     assert r.xlen(keys.SLACK_OUTBOX) == 1

@@ -31,9 +31,12 @@ GLANCES_PASSWORD = "test-glances-pw"
 # AMP section -> the heartbeat name of the process it watches.
 AMPS = {"security_system": "security_system", "notifier": "notifier", "slack_socket": "slack_socket",
         "flask_app": "flask_app", "who_is_home": "who_is_home", "s3_upload": "s3_upload"}
+# The process each heartbeat comes from in the standard layout (README's usage block).
+RUNS_IN = {"security_system": "security_system", "flask_app": "flask_app", "notifier": "services",
+           "slack_socket": "services", "who_is_home": "services", "s3_upload": "services"}
 SINGLE_INSTANCE = {"security_system", "notifier", "slack_socket", "who_is_home", "s3_upload"}
 ENTRY_FILES = ["app/security_system.py", "app/notifier.py", "app/slack_socket.py", "app/who_is_home.py",
-               "app/s3_upload.py", "run_flask.py", "gunicorn.conf"]
+               "app/s3_upload.py", "app/services.py", "run_flask.py", "gunicorn.conf"]
 
 
 # ------------------------------------------------------------------ helpers
@@ -144,16 +147,17 @@ def test_readme_usage_block_runs_everything_and_glances_sees_a_dead_process(tmp_
         result = run_block(start_block, repo, env)
         assert result.returncode == 0, result.stdout + result.stderr
 
-        # Every process runs under its PID file, with a fresh heartbeat written by that process.
+        # Every process runs under its PID file, with a fresh heartbeat from each service it runs.
         for name in health.PROCESSES:
-            pid = pid_of(data, name)
+            pid = pid_of(data, RUNS_IN[name])
             assert alive(pid), f"{name} is not running:\n{result.stdout}"
             beat = json.loads(r.get(keys.heartbeat(name)) or "{}")
             assert beat.get("time", 0) >= started_at - 1, f"no fresh heartbeat from {name}: {beat}"
             pids = {pid} | {c.pid for c in psutil.Process(pid).children()}  # gunicorn's workers beat
             assert beat["pid"] in pids, f"{name}'s heartbeat comes from another process"
-            assert (data / "logs" / f"{name}.out").is_file()
+            assert (data / "logs" / f"{RUNS_IN[name]}.out").is_file()
         assert alive(pid_of(data, "glances"))
+        assert not any(pid_of(data, name) for name in ("notifier", "slack_socket", "who_is_home", "s3_upload"))
 
         # glances, in web mode with the password, counts each process through its AMP.
         port = int(env["PYCAM_GLANCES_PORT"])
@@ -164,7 +168,7 @@ def test_readme_usage_block_runs_everything_and_glances_sees_a_dead_process(tmp_
         assert requests.get(f"http://127.0.0.1:{port}/api/4/amps", auth=("glances", "wrong-password"),
                             timeout=5).status_code == 401
         for section in AMPS:
-            assert amps[section]["count"] >= amps[section]["countmin"] == 1, amps[section]
+            assert amps[section]["count"] >= 1 and amps[section]["count"] >= amps[section]["countmin"], amps[section]
 
         # Kill one (a crash: SIGKILL, no clean exit) and glances reports it missing within seconds.
         # Another checkout's tests may run a process our regexes also match, so kill one that
@@ -172,7 +176,7 @@ def test_readme_usage_block_runs_everything_and_glances_sees_a_dead_process(tmp_
         victim = next((s for s in ("s3_upload", "who_is_home", "notifier", "security_system")
                        if amps[s]["count"] == 1), None)
         assert victim, f"every AMP counts foreign processes too: {amps}"
-        os.kill(pid_of(data, AMPS[victim]), signal.SIGKILL)
+        os.kill(pid_of(data, RUNS_IN[victim]), signal.SIGKILL)
         killed_at = time.monotonic()
         amp = wait_for(lambda: (a := glances_amps(port, auth)[victim])["count"] < a["countmin"] and a,
                        timeout=15)
@@ -181,14 +185,14 @@ def test_readme_usage_block_runs_everything_and_glances_sees_a_dead_process(tmp_
         print(f"glances reported {victim} missing {time.monotonic() - killed_at:.1f} s after the kill")
 
         # The stop block ends everything cleanly and says so.
-        pids = {name: pid_of(data, name) for name in (*health.PROCESSES, "glances")}
+        pids = {name: pid_of(data, name) for name in {*RUNS_IN.values(), "glances"}}
         result = run_block(stop_block, repo, env, timeout=60)
         assert result.returncode == 0, result.stdout + result.stderr
         for name, pid in pids.items():
             assert not alive(pid), f"{name} still runs after stop"
-            if name != AMPS[victim]:
+            if name != RUNS_IN[victim]:
                 assert re.search(rf"^{name}\s+stopped", result.stdout, flags=re.M), result.stdout
-        assert f"{AMPS[victim]}" in result.stdout and "was not running" in result.stdout
+        assert f"{RUNS_IN[victim]}" in result.stdout and "was not running" in result.stdout
         assert not list((data / "run").glob("*.pid"))
         # Stopped on SIGTERM, not killed: each daemon logged its own clean stop.
         assert "KILLED" not in result.stdout
@@ -225,7 +229,8 @@ def test_start_reports_failures_and_stop_kills_what_ignores_sigterm(tmp_path, re
     (repo / "app" / "s3_upload.py").write_text("raise SystemExit('pycam: a bad setting')\n")
     # .env reaches the processes' environment (boto3 reads AWS_* only there); the shell's wins.
     (repo / ".env").write_text("AWS_ACCESS_KEY_ID=from-dotenv\nSLACK_CHANNEL_ID=C0FROMDOTENV\n")
-    env = deploy_env(repo, redis_url, tmp_path) | {"PYCAM_STOP_TIMEOUT": "1", "PYCAM_START_CHECK_S": "1"}
+    env = deploy_env(repo, redis_url, tmp_path) | {"PYCAM_STOP_TIMEOUT": "1", "PYCAM_START_CHECK_S": "1",
+                                                   "PYCAM_LAYOUT": "separate"}
     data = tmp_path / "data"
     (data / "logs").mkdir(parents=True)
     (data / "logs" / "who_is_home.out").write_bytes(b"x" * 1_100_000)  # months of output
@@ -260,6 +265,23 @@ def test_start_reports_failures_and_stop_kills_what_ignores_sigterm(tmp_path, re
         assert wait_for(lambda: not alive(pid), timeout=5)
     finally:
         kill_leftovers(data, repo)
+
+
+@pytest.mark.parametrize("layout, http, expected", [
+    ("standard", False, ["security_system", "services", "glances"]),
+    ("standard", True, ["flask_app", "security_system", "services", "glances"]),
+    ("compact", False, ["security_system", "services"]),
+    ("separate", False, ["security_system", "notifier", "slack_socket", "who_is_home", "s3_upload", "glances"]),
+])
+def test_each_layout_starts_its_own_processes(tmp_path, redis_url, layout, http, expected):
+    """gunicorn only in HTTP mode; one process for the services but in the separate layout; no
+    glances in the compact one (a Zero 2 W)."""
+    env = deploy_env(ROOT, redis_url, tmp_path) | {"PYCAM_LAYOUT": layout, "PYCAM_ENV_FILE": "", "PYCAM_CONFIG": ""}
+    if not http:
+        del env["SLACK_SIGNING_SECRET"]
+    out = subprocess.run(["scripts/pycam", "processes"], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=30)
+    assert out.stdout.split() == expected, out.stderr
 
 
 def test_stop_never_signals_a_reused_pid(tmp_path, redis_url):
@@ -297,7 +319,8 @@ def test_glances_conf_has_one_amp_per_process():
     assert not {"nginx", "systemd", "systemv", "default"} & set(amps)
     for name, amp in amps.items():
         assert amp.getboolean("enable") and float(amp["refresh"]) <= 5, name
-        assert float(amp["countmin"]) == 1, name
+        # gunicorn runs only in HTTP mode: its absence is no alarm (its heartbeat says when it is down).
+        assert float(amp["countmin"]) == (0 if name == "flask_app" else 1), name
         assert all("," not in v for v in amp.values()), f"glances splits {name}'s values on commas"
         if name in SINGLE_INSTANCE:
             assert float(amp["countmax"]) == 1, name
@@ -318,6 +341,9 @@ OUR_COMMAND_LINES = {
                   "gunicorn: master [pycam-flask]", "gunicorn: worker [pycam-flask]"],
     "redis": ["/usr/bin/redis-server 127.0.0.1:6379", "redis-server *:6379"],
 }
+# The standard layout's one process for these four services: each one's AMP counts it.
+SERVICES_LINES = ["python3 app/services.py", "/opt/pycam/.venv/bin/python /opt/pycam/app/services.py",
+                  ".venv/bin/python app/services.py notifier slack_socket"]
 OTHER_COMMAND_LINES = [
     "python -m pytest tests/test_deploy.py", "python3 -m pytest app/security_system.py",
     ".venv/bin/python -m pytest -k app/notifier.py", "vim app/security_system.py",
@@ -338,6 +364,8 @@ def test_glances_regexes_match_only_our_processes():
         for other in OUR_COMMAND_LINES:
             if other != name:
                 assert not any(re.search(regex, line) for line in OUR_COMMAND_LINES[other]), (name, other)
+        for line in SERVICES_LINES:
+            assert bool(re.search(regex, line)) == (name in RUNS_IN and RUNS_IN[name] == "services"), (name, line)
         for line in OTHER_COMMAND_LINES + [this_test]:
             assert not re.search(regex, line), f"{name} also matches {line!r}"
         # glances also searches the bare process name.
@@ -383,7 +411,7 @@ def test_health_reports_stale_and_missing_heartbeats(r, settings):
 
 # ------------------------------------------------------------------ systemd
 
-UNITS = ["pycam-security-system", "pycam-notifier", "pycam-slack-socket", "pycam-flask-app",
+UNITS = ["pycam-security-system", "pycam-services", "pycam-notifier", "pycam-slack-socket", "pycam-flask-app",
          "pycam-who-is-home", "pycam-s3-upload", "pycam-glances"]
 
 

@@ -115,12 +115,17 @@ def test_an_event_cut_short_by_a_crash_is_finished_and_published_once(tmp_path, 
     files["clean"].write_bytes(b"jpeg")
     stray = files["snapshot"].parent / f".{event_id}.json.abc.tmp"
     stray.write_bytes(b"{")
+    os.utime(stray, (time.time() - 120,) * 2)             # left by the crash, minutes ago
+    writing = files["snapshot"].parent / ".20990101-000000-abcdef.jpg.def.tmp"
+    writing.write_bytes(b"jp")                             # another writer's, being written now
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     for _ in range(2):                                     # two restarts: published once
         d = CameraDaemon(settings, state.connect(redis_url, "test"), StopFlag())
-        d.poll_control()
+        d.poll_control()                                   # the store is scanned on a thread
+        wait_for(lambda: d.recovery.done(), timeout=10)
+        d.recover_when_scanned()
         d.publisher.flush()
-    assert not stray.exists()
+    assert not stray.exists() and writing.exists()
     assert [json.loads(f["event"])["id"] for _, f in r.xrange(keys.EVENTS)] == [event_id]
     assert json.loads(files["meta"].read_text())["snapshot"] == str(files["snapshot"].relative_to(settings.data_dir))
 

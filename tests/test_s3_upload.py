@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from app import keys, state
-from app.storage import plan
+from app.storage import ledger, plan
 from app.storage.s3 import S3Store, make_client
 from app.storage.daemon import Service
 from app.storage.uploader import Uploader
@@ -72,6 +72,11 @@ def ekey(eid):
 MANIFEST = f"{PREFIX}/door/training/labels.json"
 
 
+def confirmed(settings) -> dict:
+    """The ledger as the uploader left it on disk (snapshot and journal)."""
+    return ledger.read(settings.data_dir, {"endpoint": settings.s3.endpoint_url, "bucket": BUCKET})[0]
+
+
 def test_a_pass_sends_labelled_images_the_manifest_and_event_snapshots(s3, tmp_path, redis_url):
     settings = make_settings(tmp_path, redis_url, s3.url, S3_UPLOAD_EVENTS="true")
     data = settings.data_dir
@@ -86,7 +91,7 @@ def test_a_pass_sends_labelled_images_the_manifest_and_event_snapshots(s3, tmp_p
                             ekey(event_id(3)), MANIFEST}
     assert objects[tkey("occupied", event_id(1))] == (data / "training" / f"{event_id(1)}.jpg").read_bytes()
     assert json.loads(objects[MANIFEST])[event_id(2)]["label"] == "unoccupied"
-    ledger = json.loads((data / "uploads.json").read_text())
+    ledger = confirmed(settings)
     assert set(ledger["training"]) == set(labels) and set(ledger["events"]) == {event_id(3)}
     # Nothing is sent twice; without delete_after_upload local files stay.
     assert make_uploader(settings).run_pass() == 0
@@ -136,7 +141,7 @@ def test_an_outage_mid_batch_loses_nothing_duplicates_nothing_deletes_nothing_ea
     assert state.get_json(r, keys.heartbeat("s3_upload"))["state"] == "error"
     # The fifth object reached S3 but was never confirmed: nothing was deleted locally.
     assert len(list((data / "training").glob("*.jpg"))) == 12
-    assert len(json.loads((data / "uploads.json").read_text())["training"]) == 4
+    assert len(confirmed(settings)["training"]) == 4
 
     # S3 comes back; a new process (fresh Uploader from the ledger on disk) catches up.
     s3.start()

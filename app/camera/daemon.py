@@ -20,7 +20,7 @@ import argparse
 import logging
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import cv2
 
@@ -34,13 +34,14 @@ from app.camera.recorder import EventRecorder
 from app.camera.replay import run_replay
 from app.camera.sources import SourceError, open_source
 from app.camera.verification import Candidate, Verification
-from app.storage.events import EventStore
-from app.utils import StopFlag, check_data_dir, setup_logging
+from app.storage.events import EventStore, Scan
+from app.utils import StopFlag, check_data_dir, in_thread, setup_logging
 
 log = logging.getLogger("security_system")
 PROCESS = "security_system"
 CONTROL_S = 0.25          # how often the armed flag and the pan-tilt target are read
 RETENTION_S = 600         # how often old events are pruned
+SCAN_RETRY_S = 30         # after the events folder could not be listed
 
 
 class CameraDaemon:
@@ -57,6 +58,8 @@ class CameraDaemon:
         self.link = RedisLink(r)
         self.switches = Switches()
         self.store = EventStore(settings.data_dir, settings.events)
+        self.store.scanning = True               # on a thread, at first contact with Redis
+        self.recovery: Future | None = None      # that scan, and the events it finds unpublished
         self.recorder = EventRecorder(self.store, settings.camera.name, settings.events.jpeg_quality)
         self.publisher = Publisher(self.link, settings.events.stream_maxlen, lambda: self.switches,
                                    self.recorder.published)
@@ -86,9 +89,7 @@ class CameraDaemon:
                 switches.armed = switches.armed_known = True
             if switches.armed_known:
                 self.link.call(state.init_flags, r)
-            for event_id in self.store.finish_incomplete(self.s.camera.name):
-                log.info("Event %s was cut short by a crash; finished and published now", event_id)
-            self.publisher.recover(self.store.recent(), busy={self.verifying[0]["id"]} if self.verifying else set())
+            self.recovery = in_thread(self._scan_store, "event-scan")
         if not switches.armed_known:
             # Redis has no camera_status: it restarted without its data (or this is the first
             # run). The state the camera was in holds; never disarm silently.
@@ -154,7 +155,8 @@ class CameraDaemon:
         disk = self.recorder.disk_error
         detail = {"source": source if "://" not in source else "stream", "frames": self.frames,
                   "events": self.recorder.count, "pending": len(self.publisher.pending),
-                  "error": self.capture.error, "disk": disk, "events_mb": round(self.store.total / 1e6, 1)}
+                  "error": self.capture.error, "disk": disk,
+                  "events_mb": round(self.store.total / 1e6, 1) if self.store.ready else None}
         if disk != self.disk_told and self.link.ok:
             if self._announce(f"pycam: {disk}. The camera keeps watching and alerting, without pictures."
                               if disk else "pycam: events are written to disk again."):
@@ -236,6 +238,40 @@ class CameraDaemon:
         self.recorder.ended(ended.peak_area if ended is not None else None)
 
     # ---------- the loop ----------
+    def _scan_store(self, delay: float = 0.0) -> tuple[Scan, list[dict]]:
+        """On a thread (50,000 events take seconds to list, tens on a Pi; frames go on meanwhile):
+        the store's index, and the recent events that never reached Redis (a crash)."""
+        time.sleep(delay)
+        scan = self.store.scan(recent_days=2)
+        try:
+            r = self.link.r
+            with r.pipeline(transaction=False) as p:
+                for meta in scan.recent:
+                    p.exists(keys.event_published(meta["id"]))
+                published = p.execute()
+            return scan, [m for m, done in zip(scan.recent, published) if not done]
+        except state.REDIS_DOWN:
+            return scan, scan.recent             # checked one by one when they are queued
+
+    def recover_when_scanned(self) -> None:
+        """Between two frames, once the scan is done: install it, finish the events a crash cut
+        short, and queue every event that reached the disk but not Redis."""
+        if self.recovery is None or not self.recovery.done():
+            return
+        future, self.recovery = self.recovery, None
+        try:
+            scan, unpublished = future.result()
+        except OSError as e:
+            log.warning("Could not list the events folder (%s); trying again in %d s", e, SCAN_RETRY_S)
+            self.recovery = in_thread(lambda: self._scan_store(SCAN_RETRY_S), "event-scan")
+            return
+        self.store.install(scan)
+        for event_id in self.store.finish_incomplete(self.s.camera.name):
+            log.info("Event %s was cut short by a crash; finished and published now", event_id)
+            unpublished.append(self.store.load(event_id))
+        self.publisher.recover([m for m in unpublished if m],
+                               busy={self.verifying[0]["id"]} if self.verifying else set())
+
     def run(self) -> None:
         log.info("Camera daemon starting (source %s)", "stream" if "://" in self.s.camera.source
                  else self.s.camera.source)
@@ -247,6 +283,7 @@ class CameraDaemon:
                     self.next_control = now + CONTROL_S
                     self.poll_control()
                     self.publisher.flush()
+                self.recover_when_scanned()
                 if now >= self.next_beat:
                     self.next_beat = now + self.s.heartbeat_s
                     self.heartbeat()

@@ -45,6 +45,7 @@ BUSY_FADE_S = 60.0  # ...and is forgotten over about this long once it stops
 BUSY = 0.5          # activity level above which a place is busy
 BUSY_EDGE = 2       # pixels around a busy place that count as busy too
 FRESH_SHARE = 0.5   # a blob counts when at least this share of it (and min_area) is outside busy places
+SCALE_FIRST = 4     # a colour frame this many times the working width is scaled before the grey conversion
 
 
 @dataclass
@@ -90,14 +91,18 @@ class MotionDetector:
         self.last_time = None
 
     def prepare(self, frame: np.ndarray) -> np.ndarray:
-        """Grey, scaled to the working width (never up), blurred; uint8."""
-        grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        h, w = grey.shape
+        """Scaled to the working width (never up), grey, blurred; uint8."""
+        h, w = frame.shape[:2]
         if self.size is None:
             ww = min(self.cfg.width, w)
             self.size = (ww, max(1, round(h * ww / w)))
             self.keep = self._keep_mask(self.size)
-        if (w, h) != self.size:
+        if frame.ndim == 3 and w >= SCALE_FIRST * self.size[0]:
+            # A large colour frame is scaled first: converting 1920x1080 to grey costs more than
+            # scaling its three channels (bench/frame.py); below that, grey first is cheaper.
+            frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_LINEAR)
+        grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        if grey.shape[::-1] != self.size:
             # Bilinear, not INTER_AREA: 8x cheaper at odd ratios, and the blur below smooths it.
             grey = cv2.resize(grey, self.size, interpolation=cv2.INTER_LINEAR)
         k = self.cfg.blur

@@ -140,23 +140,43 @@ class Picamera2Source:
         self.lores = (lw, lh)
         self.fps = cfg.fps
         self.index = -1
+        self.request = None        # the last frame's buffers, held until the next read
 
     def read(self) -> Frame:
+        """The lores frame for the detector; the main (snapshot) stream is copied out only when
+        an event asks for it, during this frame's step: 2.7 MB a frame at 1280x720 otherwise.
+        The request is held until the next read, one of the camera's buffers (it has six)."""
+        self._release()
         try:
             request = self.cam.capture_request()
-            try:
-                yuv = request.make_array("lores")
-                main = request.make_array("main")  # "RGB888" is B,G,R bytes: OpenCV's BGR
-            finally:
-                request.release()
+            self.request = request
+            yuv = request.make_array("lores")
         except (RuntimeError, OSError) as e:
+            self._release()
             raise SourceError(f"Pi camera stopped: {e}") from None
         self.index += 1
         lw, lh = self.lores
         grey = yuv[:lh, :lw]
-        return Frame(self.index, time.time(), grey, lambda: main)
+        main: list = []
+
+        def snapshot():
+            if not main:
+                if self.request is not request:
+                    raise RuntimeError("a Pi camera snapshot must be taken during its frame's step")
+                main.append(request.make_array("main"))  # "RGB888" is B,G,R bytes: OpenCV's BGR
+            return main[0]
+        return Frame(self.index, time.time(), grey, snapshot)
+
+    def _release(self) -> None:
+        request, self.request = self.request, None
+        if request is not None:
+            try:
+                request.release()
+            except (RuntimeError, OSError):
+                log.debug("releasing a picamera2 request failed", exc_info=True)
 
     def close(self) -> None:
+        self._release()
         try:
             self.cam.stop()
             self.cam.close()

@@ -232,9 +232,32 @@ def main(argv: list[str] | None = None) -> int:
     if not args.once:
         utils.check_data_dir(settings.data_dir)
     utils.setup_logging(NAME, settings.log_level, None if args.once else settings.logs_dir)
-    env = config.environment()
+    if not args.once:
+        return serve(settings, state.connect(settings.redis_url, NAME), utils.StopFlag().install())
     try:
-        providers = build_providers(settings.presence, env)
+        providers = build_providers(settings.presence, config.environment())
+    except SetupError as e:
+        print(f"pycam: {e}", file=sys.stderr)
+        return 2
+    r = state.connect(settings.redis_url, NAME)
+    app = WhoIsHome(r, settings.presence, providers, heartbeat_ttl_s=settings.heartbeat_ttl_s)
+    try:
+        state.init_flags(r)
+        result = app.poll_once()
+    except state.REDIS_DOWN as e:
+        print(f"pycam: Redis unreachable at {settings.redis_url.split('@')[-1]} ({type(e).__name__})",
+              file=sys.stderr)
+        return 1
+    finally:
+        app.close()
+    print(json.dumps(result, indent=1))
+    return 0 if all(p["ok"] for p in result["providers"].values()) else 1
+
+
+def serve(settings, r, stop) -> int:
+    """Poll presence and arm or disarm until `stop`; 2 when the providers cannot be set up."""
+    try:
+        providers = build_providers(settings.presence, config.environment())
     except SetupError as e:
         print(f"pycam: {e}", file=sys.stderr)
         return 2
@@ -245,20 +268,8 @@ def main(argv: list[str] | None = None) -> int:
             if rules.normalize_mac(d) == d and rules.is_randomised(d):
                 log.info("%s: %s is a private (randomised) address; it is stable only while the phone "
                          "keeps one per network", person.name, rules.mask_mac(d))
-    r = state.connect(settings.redis_url, NAME)
     app = WhoIsHome(r, settings.presence, providers, heartbeat_ttl_s=settings.heartbeat_ttl_s)
     try:
-        if args.once:
-            try:
-                state.init_flags(r)
-                result = app.poll_once()
-            except state.REDIS_DOWN as e:
-                print(f"pycam: Redis unreachable at {settings.redis_url.split('@')[-1]} ({type(e).__name__})",
-                      file=sys.stderr)
-                return 1
-            print(json.dumps(result, indent=1))
-            return 0 if all(p["ok"] for p in result["providers"].values()) else 1
-        stop = utils.StopFlag().install()
         if not state.wait_for_redis(r, stop):
             return 0
         state.init_flags(r)

@@ -17,12 +17,13 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 from urllib.parse import urlsplit
 
-import requests
-
 from app.presence.rules import HOSTNAME, MAC, Device, normalize_hostname, normalize_mac, parse_device
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,8 @@ class RouterProvider(Provider):
                 self._username = env.get(cfg.login.username_env) or None
                 if self._username is None:
                     raise SetupError(f"provider {cfg.name}: environment variable {cfg.login.username_env} is not set")
+        import requests        # only with a router to ask: 5 MB that a LAN or command provider never needs
+        self.requests = requests
         self.session = session or requests.Session()
         self.session.verify = cfg.verify_tls
         self._token: str | None = None
@@ -113,6 +116,7 @@ class RouterProvider(Provider):
         self.session.close()
 
     def _request(self, what: str, method: str, url: str, **kw) -> requests.Response:
+        requests = self.requests
         try:
             return self.session.request(method, url, timeout=self.cfg.timeout_s, **kw)
         except requests.exceptions.SSLError:

@@ -235,7 +235,11 @@ class Notifier:
 
 
 def main() -> None:
-    settings, r, stop = startup.start(NAME)
+    sys.exit(serve(*startup.start(NAME)))
+
+
+def serve(settings, r, stop) -> int:
+    """Deliver the outbox until `stop`; 1 when the loop crashed."""
     notifier = Notifier(settings, r, stop=stop)
     if not notifier.has_token or not settings.slack.channel_id:
         log.error("SLACK_BOT_TOKEN and SLACK_CHANNEL_ID must be set; jobs stay queued until they are")
@@ -243,8 +247,9 @@ def main() -> None:
     # Slack calls block in a worker thread, so SIGTERM ends the process within 2 s even while a
     # request hangs; the job in hand is not acked and is delivered after the restart.
     if not utils.run_in_worker(notifier.run, stop, "notifier"):
-        sys.exit(1)
+        return 1
     log.info("Notifier stopped")
+    return 0
 
 
 if __name__ == "__main__":

@@ -91,7 +91,11 @@ def idle_disabled(settings, r, stop) -> None:
 
 
 def main() -> int:
-    settings, r, stop = startup.start(NAME)
+    return serve(*startup.start(NAME))
+
+
+def serve(settings, r, stop) -> int:
+    """Answer Slack over Socket Mode until `stop` (idle without an app token)."""
     if not settings.slack.app_token:
         idle_disabled(settings, r, stop)
         return 0

@@ -20,8 +20,6 @@ import config
 from app import health, keys, startup, state, utils
 from app.backoff import Backoff
 from app.storage import events
-from app.storage.s3 import S3Error, S3Store, make_client
-from app.storage.uploader import Uploader
 
 NAME = "s3_upload"
 log = logging.getLogger(NAME)
@@ -45,7 +43,9 @@ class Service:
     """The long-running loop: passes on a timer (with backoff after a failure), the events
     stream for new snapshots, heartbeat and status. Errors are logged once, not per retry."""
 
-    def __init__(self, settings: config.Settings, r, up: Uploader, stop):
+    def __init__(self, settings: config.Settings, r, up, stop):
+        from app.storage.s3 import S3Error   # boto3 is imported only where a bucket is set
+        self.failures = (S3Error, OSError)
         self.settings = settings
         self.cfg = settings.s3
         self.r = r
@@ -113,8 +113,8 @@ class Service:
         """One pass; schedules the next one (interval, or backoff after a failure)."""
         try:
             self.up.run_pass(self.stop)
-        except (S3Error, OSError) as e:
-            self.failed(str(e) if isinstance(e, S3Error) else f"local file error: {e}")
+        except self.failures as e:
+            self.failed(f"local file error: {e}" if isinstance(e, OSError) else str(e))
             self.beat(force=True)
             return False
         self.succeeded()
@@ -159,7 +159,7 @@ class Service:
                 elif self.last_error is None:   # while S3 fails, the retried pass's scan sends it
                     try:
                         self.up.send_event_now(event_id)
-                    except (S3Error, OSError) as e:
+                    except self.failures as e:
                         self.failed(str(e))
 
     def run(self) -> None:
@@ -195,22 +195,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true", help="do one pass and exit (1 if anything failed)")
     args = parser.parse_args(argv)
     settings, r, stop = startup.start(NAME)
-    if not settings.s3.bucket:
-        if args.once:
+    if args.once:
+        if not settings.s3.bucket:
             log.warning("uploads are off: S3_BUCKET is not set")
             return 0
-        idle_disabled(settings, r, stop)
-        return 0
+        ok = build_service(settings, r, stop).do_pass()
+        return 0 if ok and not stop.is_set() else 1
+    return serve(settings, r, stop)
 
+
+def build_service(settings: config.Settings, r, stop) -> Service:
+    from app.storage.s3 import S3Store, make_client
+    from app.storage.uploader import Uploader
     store = S3Store(make_client(settings.s3.endpoint_url, settings.s3.region), settings.s3.bucket,
                     settings.s3.endpoint_url)
-    service = Service(settings, r, Uploader(settings, store), stop)
-    if args.once:
-        ok = service.do_pass()
-        return 0 if ok and not stop.is_set() else 1
+    return Service(settings, r, Uploader(settings, store), stop)
 
+
+def serve(settings: config.Settings, r, stop) -> int:
+    """Upload until `stop` (idle without a bucket); 1 when the loop crashed."""
+    if not settings.s3.bucket:
+        idle_disabled(settings, r, stop)
+        return 0
     # An interrupted put is simply not in the ledger and is sent again (same key) at the next start.
-    return 0 if utils.run_in_worker(service.run, stop, "uploader") else 1
+    return 0 if utils.run_in_worker(build_service(settings, r, stop).run, stop, "uploader") else 1
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,11 +11,13 @@ import os
 import re
 import secrets
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.utils import atomic_write_bytes, atomic_write_json, is_temp_file, read_json_file
 
 EVENT_ID_RE = re.compile(r"^(\d{8})-(\d{6})-([0-9a-f]{6})$")
+STALE_TEMP_S = 60.0     # a temp file this old was left by an interrupted write; a younger one is being written
 
 
 def new_event_id(when: float | None = None) -> str:
@@ -74,13 +76,26 @@ def complete_ids(data_dir: Path) -> list[str]:
     return sorted(ids)
 
 
+@dataclass
+class Scan:
+    """What one pass over the events folder found."""
+    index: dict[str, list]                 # id -> [trigger time, bytes], oldest first
+    incomplete: list[str]                  # ids with images but no metadata (a crash in between)
+    total: int = 0
+    recent: list[dict] = field(default_factory=list)   # metadata of the last days' events
+
+
 class EventStore:
     """Writes events to disk atomically (images first, metadata last) and keeps retention.
 
     The store keeps an index of its events (id -> [trigger time, bytes], oldest first: ids sort by time),
-    built by one scan at first use and kept up to date by every write and deletion, so retention
-    costs the same at 100 events as at 50,000, and the events folder never grows past
-    max_total_mb: room is made before each event is written.
+    built by one scan and kept up to date by every write and deletion, so retention costs the same
+    at 100 events as at 50,000, and the events folder never grows past max_total_mb: room is made
+    before each event is written.
+
+    The scan of 50,000 events takes seconds (tens on a Pi). The camera daemon runs it on a thread
+    (`scan()` reads only) and `install()`s the result between two frames; events written before
+    that are counted then, and the size cap applies from then on.
     """
 
     def __init__(self, data_dir: Path, cfg):
@@ -90,31 +105,57 @@ class EventStore:
         self._index: dict[str, list] | None = None
         self.total = 0
         self.incomplete: list[str] = []      # ids with images but no metadata, found by the scan
+        self.scanning = False                # a scan runs elsewhere: writes wait for install()
+        self._early: list[str] = []          # written while it ran
 
     # -- the index -----------------------------------------------------------------------------
-    def _scan(self) -> None:
-        """Index what is on disk (once); stray temp files of an interrupted write are removed."""
+    def scan(self, recent_days: int = 0) -> Scan:
+        """Read the events folder (nothing in the store changes, so any thread may call it); stray
+        temp files of an interrupted write are removed, never one being written."""
         groups: dict[str, list] = {}
+        old = time.time() - STALE_TEMP_S
         if self.root.is_dir():
             for day in sorted(p for p in self.root.iterdir() if p.is_dir()):
-                for f in day.iterdir():
-                    if is_temp_file(f):
-                        f.unlink(missing_ok=True)
+                try:
+                    entries = list(os.scandir(day))
+                except FileNotFoundError:
+                    continue
+                for f in entries:
+                    try:
+                        st = f.stat()
+                    except FileNotFoundError:
+                        continue
+                    if is_temp_file(Path(f.path)):
+                        if st.st_mtime < old:
+                            Path(f.path).unlink(missing_ok=True)
                         continue
                     event_id = f.name.split(".")[0]
                     if not f.is_file() or not is_event_id(event_id):
                         continue
                     entry = groups.setdefault(event_id, [event_time(event_id), 0, False])
-                    entry[1] += f.stat().st_size
-                    entry[2] |= f.suffix == ".json"
-        self._index = {i: [groups[i][0], groups[i][1]] for i in sorted(groups)}
-        self.incomplete = [i for i in sorted(groups) if not groups[i][2]]
-        self.total = sum(e[1] for e in self._index.values())
+                    entry[1] += st.st_size
+                    entry[2] |= f.name.endswith(".json")
+        index = {i: [groups[i][0], groups[i][1]] for i in sorted(groups)}
+        return Scan(index, [i for i in index if not groups[i][2]], sum(e[1] for e in index.values()),
+                    self.recent(recent_days) if recent_days else [])
+
+    def install(self, scan: Scan) -> None:
+        """Use a scan's index; the events written since are counted now (call it from the thread
+        that writes, between two writes)."""
+        self._index, self.incomplete, self.total = scan.index, scan.incomplete, scan.total
+        self.scanning = False
+        early, self._early = self._early, []
+        for event_id in early:
+            self._account(event_id)
+
+    @property
+    def ready(self) -> bool:
+        return self._index is not None
 
     @property
     def index(self) -> dict[str, list]:
         if self._index is None:
-            self._scan()
+            self.install(self.scan())
         return self._index
 
     def _files_of(self, event_id: str) -> list[Path]:
@@ -131,9 +172,13 @@ class EventStore:
         return total
 
     def _account(self, event_id: str) -> None:
+        if self._index is None and self.scanning:
+            self._early.append(event_id)     # counted when the scan's index is installed
+            return
         size = self._size_of(event_id)
-        if event_id not in self.index and self.index and event_id < next(reversed(self.index)):
-            # The clock went back (no RTC before NTP, DST): keep the index oldest first.
+        if event_id not in self.index and self.index and event_id[:15] < next(reversed(self.index))[:15]:
+            # The clock went back (no RTC before NTP, DST): keep the index oldest first. (Ids of
+            # the same second differ only in their random tail: their order does not matter.)
             self._index = dict(sorted({**self._index, event_id: [event_time(event_id), 0]}.items()))
         entry = self.index.setdefault(event_id, [event_time(event_id), 0])
         self.total += size - entry[1]
@@ -191,7 +236,10 @@ class EventStore:
         self._account(meta["id"])
 
     def make_room(self, needed: int, keep: str | None = None) -> int:
-        """Delete the oldest events until `needed` more bytes fit under max_total_mb."""
+        """Delete the oldest events until `needed` more bytes fit under max_total_mb (from the
+        moment the index is known)."""
+        if self._index is None and self.scanning:
+            return 0
         self.index   # the first scan counts what is already there
         limit = self.cfg.max_total_mb * 1e6
         deleted = 0
@@ -224,6 +272,8 @@ class EventStore:
 
         Returns how many were deleted; costs only what it deletes (the index is in memory).
         """
+        if self._index is None and self.scanning:
+            return 0
         now = time.time() if now is None else now
         cutoff = now - self.cfg.retention_days * 86400
         deleted = 0

@@ -5,7 +5,7 @@ Keys (docs/architecture.md), `<prefix>/` left out when the prefix is empty:
     <prefix>/<camera>/training/labels.json              the labels manifest, beside them
     <prefix>/<camera>/events/<YYYY-MM-DD>/<event id>.jpg  an event snapshot (opt-in)
 
-The ledger (`<data dir>/uploads.json`, rewritten atomically by app/storage/uploader.py) holds only what S3
+The ledger (`<data dir>/uploads.json` and its journal, kept by app/storage/ledger.py) holds only what S3
 has confirmed (HeadObject showed the same size and checksum after the put):
     {"version": 1, "target": {"endpoint", "bucket"},
      "training": {<event id>: {key, label, size, sha256, md5, time}},
@@ -121,6 +121,6 @@ def plan_retention(labels: dict[str, str], images: dict[str, int], done: dict[st
             and done[e].get("size") == images[e]]
 
 
-def prune_events(done: dict[str, dict], on_disk: set[str]) -> dict[str, dict]:
-    """Ledger entries for events still on disk (the daemon's retention removes old ones)."""
-    return {e: v for e, v in done.items() if e in on_disk}
+def pruned_events(done: dict[str, dict], on_disk: set[str]) -> list[str]:
+    """Ledger entries of events no longer on disk (the daemon's retention removed them)."""
+    return [e for e in done if e not in on_disk]

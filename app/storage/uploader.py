@@ -3,8 +3,8 @@
 Nothing is lost:
 - only complete files are sent: a training image once labels.json names it, an event snapshot once
   its .json exists (written last), never a temp file;
-- a file is recorded in the ledger (data/uploads.json, see app/storage/plan.py) only after S3
-  confirmed its size and checksum; a relabelled sample is moved (new key confirmed, then the old
+- a file is recorded in the ledger (app/storage/ledger.py) only after S3 confirmed its size and
+  checksum; a relabelled sample is moved (new key confirmed, then the old
   one deleted);
 - local training images are deleted (opt-in) only once confirmed; event snapshots never (the
   camera daemon's retention owns them).
@@ -16,15 +16,12 @@ import time
 from pathlib import Path
 
 import config
-from app import utils
 from app.storage import events, labels, plan
+from app.storage.ledger import Ledger
 from app.storage.plan import Upload
 from app.storage.s3 import Blob, S3Store
 
 log = logging.getLogger("s3_upload")
-
-LEDGER_FILE = "uploads.json"
-SAVE_EVERY_S = 2.0        # batch ledger rewrites: a crash only means re-putting a few objects under the same key
 
 
 class Uploader:
@@ -36,15 +33,10 @@ class Uploader:
         self.camera = settings.camera.name
         self.store = store
         self.on_progress = on_progress or (lambda: None)
-        self.ledger_path = self.data_dir / LEDGER_FILE
-        target = {"endpoint": self.cfg.endpoint_url, "bucket": self.cfg.bucket}
-        self.ledger, why = plan.checked_ledger(utils.read_json_file(self.ledger_path), target)
-        if why:
-            log.warning("%s", why)
+        self.book = Ledger(self.data_dir, {"endpoint": self.cfg.endpoint_url, "bucket": self.cfg.bucket})
+        self.ledger = self.book.entries
         self.pending = 0
         self.checked = False          # head_bucket before the first pass, and again after a failure
-        self._dirty = False
-        self._saved_at = time.monotonic()
         self._warned: set[str] = set()
 
     @property
@@ -79,18 +71,9 @@ class Uploader:
 
     # Ledger ------------------------------------------------------------------------------------
 
-    def _record(self, section: str, event_id: str, entry: dict) -> None:
-        self.ledger[section][event_id] = entry
-        self._dirty = True
-        if time.monotonic() - self._saved_at >= SAVE_EVERY_S:
-            self.save()
-
     def save(self) -> None:
-        """Write the ledger if it changed (atomically: a crash leaves the old or the new one)."""
-        if self._dirty:
-            utils.atomic_write_json(self.ledger_path, self.ledger)
-            self._dirty = False
-        self._saved_at = time.monotonic()
+        """Make the confirmations recorded so far survive a power cut."""
+        self.book.sync()
 
     # Uploads -----------------------------------------------------------------------------------
 
@@ -125,7 +108,7 @@ class Uploader:
         if up.old_key:
             self.store.delete(up.old_key)   # only now that the new key is confirmed
             log.info("Moved %s to the %s label", up.event_id, up.label)
-        self._record("training" if up.kind == "training" else "events", up.event_id, entry)
+        self.book.record("training" if up.kind == "training" else "events", up.event_id, entry)
 
     def send_event_now(self, event_id: str) -> bool:
         """Send one event's snapshot (from the stream) unless already confirmed or not complete yet."""
@@ -146,7 +129,8 @@ class Uploader:
             todo: list[Upload] = []
             if self.cfg.upload_events:
                 complete = self.complete_events()
-                self.ledger["events"] = plan.prune_events(self.ledger["events"], set(complete))
+                for gone in plan.pruned_events(self.ledger["events"], set(complete)):
+                    self.book.record("events", gone, None)
                 todo += plan.plan_events(complete, self.ledger["events"], prefix, self.camera)
             manifest = self.read_manifest()
             todo += plan.plan_training(manifest.labels, self.training_images(), self.ledger["training"],
@@ -168,8 +152,7 @@ class Uploader:
             if manifest_up is not None:
                 # After the images, so the manifest in S3 never names a sample that is not there yet.
                 self.store.put(manifest_up.key, manifest_blob, "application/json")
-                self.ledger["manifest"] = self._entry(manifest_up.key, manifest_blob)
-                self._dirty = True
+                self.book.record("manifest", None, self._entry(manifest_up.key, manifest_blob))
                 self.pending -= 1
             self.save()
             if self.cfg.delete_after_upload:
