@@ -13,10 +13,11 @@ allowed. Every setting is documented in docs/settings.md. Nothing here imports f
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from config_sections.base import ROOT, SAMPLE_CLIP, ConfigError, Section
+from config_sections.base import ROOT, SAMPLE_CLIP, SECRET_HIDDEN, SECRET_KEY, ConfigError, Section
 from config_sections.camera import (CameraConfig, EventsConfig, MotionConfig, PanTiltConfig, TriggerConfig,
                                     VerifierConfig)
 from config_sections.presence import (CommandProviderConfig, LanProviderConfig, PersonConfig, PresenceConfig,
@@ -124,7 +125,10 @@ def _get_path(tree: dict, path: tuple[str, ...]) -> Any:
 
 
 def _describe(loc: tuple, value: Any, allowed: str) -> str:
-    shown = "<hidden>" if tuple(loc[:2]) in SECRET_PATHS else repr(value)
+    """`key = value: what is allowed`, never showing a secret: a secret setting's value, the value of
+    a key that looks like one (password, token...), or the user:password part of a URL."""
+    looks_secret = any(isinstance(p, str) and re.search(SECRET_KEY, p) for p in loc)
+    shown = "<hidden>" if tuple(loc[:2]) in SECRET_PATHS else SECRET_HIDDEN if looks_secret else re.sub(r"(://)[^/@\s'\"]*@", r"\1<hidden>@", repr(value))
     return f"{'.'.join(str(p) for p in loc)} = {shown}: {allowed}"
 
 

@@ -9,8 +9,9 @@ interpreter serves them all and its imports (redis-py, slack_sdk, the settings) 
 about 75 MB less than four processes on a Pi (docs/running.md, "Memory"). The camera daemon stays
 a process of its own: its frame loop never shares a GIL with a network call.
 
-A service that crashes is logged and started again with backoff; the others go on. One whose
-settings cannot be used (exit 2) stays stopped and says why, as its own process would.
+A service that crashes, or stops because its settings cannot be used yet (a variable missing from
+`.env`, which it reads again), is logged and started again with backoff (2 s, doubling up to a
+minute, as systemd would restart its own process); the others go on.
 """
 from __future__ import annotations
 
@@ -27,8 +28,7 @@ NAME = "services"
 # Each service's module, which has `serve(settings, r, stop) -> int`.
 SERVICES = {"notifier": "app.slack.notifier", "slack_socket": "app.slack.socket",
             "who_is_home": "app.presence.daemon", "s3_upload": "app.storage.daemon"}
-BAD_SETTINGS = 2
-STEADY_S = 60.0        # a service that ran this long before it stopped is restarted without delay
+STEADY_S = 60.0        # a service that ran this long before it stopped starts again from the first delay
 
 
 class Service:
@@ -40,7 +40,7 @@ class Service:
         self.stop = utils.StopFlag()             # its own: a crash stops this service, not the rest
         self.thread: threading.Thread | None = None
         self.code: int | None = None
-        self.started_at = 0.0
+        self.started_at = self.ended_at = 0.0
         self.backoff = Backoff(2.0, 60.0)
 
     def start(self) -> None:
@@ -57,6 +57,8 @@ class Service:
         except Exception:
             log.exception("%s crashed", self.name)
             self.code = 1
+        finally:
+            self.ended_at = time.monotonic()
 
     def ended(self) -> bool:
         return self.thread is not None and not self.thread.is_alive()
@@ -79,9 +81,9 @@ def supervise(services: list[Service], stop, every: float = 0.5) -> None:
         service.start()
     while not stop.wait(every):
         for service in services:
-            if not service.ended() or service.code == BAD_SETTINGS:
+            if not service.ended():
                 continue
-            if time.monotonic() - service.started_at > STEADY_S:
+            if service.ended_at - service.started_at > STEADY_S:
                 service.backoff.reset()
             if service.backoff.ready():
                 log.warning("%s stopped (exit %s); starting it again", service.name, service.code)

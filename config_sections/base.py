@@ -14,6 +14,7 @@ SAMPLE_CLIP = ROOT / "sample" / "one-by-one-person-detection.mp4"
 
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 SECRET_KEY = r"(?i)(pass(word|wd|phrase)?|secret|token|api_?key|cookie|credentials?)$"
+SECRET_HIDDEN = "<hidden: secrets come only from the environment; name the variable with password_env>"
 
 
 class ConfigError(Exception):
@@ -33,8 +34,7 @@ def plain_url(v: str) -> str:
 def hide_secrets(tree: Any) -> Any:
     """Replace the value of secret-looking keys (password, token...) so no error message can show it."""
     if isinstance(tree, dict):
-        return {k: ("<hidden: secrets come only from the environment; name the variable with password_env>"
-                    if isinstance(k, str) and re.search(SECRET_KEY, k) else hide_secrets(v))
+        return {k: (SECRET_HIDDEN if isinstance(k, str) and re.search(SECRET_KEY, k) else hide_secrets(v))
                 for k, v in tree.items()}
     if isinstance(tree, list):
         return [hide_secrets(v) for v in tree]

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 REQUIRED: Any = ...
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
+_TRUE = {"1", "true", "t", "yes", "y", "on"}       # pydantic's lax booleans
+_FALSE = {"0", "false", "f", "no", "n", "off"}
 
 
 class Invalid(ValueError):
@@ -188,18 +188,18 @@ def _field(cls: type[Section], name: str, value: Any, loc: tuple, data: dict) ->
     info = cls.model_fields[name]
     validators = cls._validators.get(name, [])
 
-    def run(mode: str, v: Any) -> Any:
+    def run(mode: str, v: Any, shown: Any) -> Any:
         for m, method in validators:
             if m == mode:
                 try:
                     takes_info = len(inspect.signature(method).parameters) > 1
                     v = method(v, _Info(data)) if takes_info else method(v)
                 except (ValueError, TypeError) as e:
-                    raise Invalid([(loc, value, f"Value error, {e}")]) from None
+                    raise Invalid([(loc, shown, f"Value error, {e}")]) from None
         return v
 
-    v = _convert(run("before", value), info.annotation, loc, info)
-    return run("after", v)
+    given = run("before", value, value)      # a before-validator may hide secrets: show that
+    return run("after", _convert(given, info.annotation, loc, info), given)
 
 
 def _bounds(v: Any, info: FieldInfo | None, loc: tuple, raw: Any) -> Any:
@@ -227,6 +227,8 @@ def _scalar(v: Any, kind: type, loc: tuple) -> Any:
     if kind is bool:
         if isinstance(v, bool):
             return v
+        if isinstance(v, float) and v in (0.0, 1.0):
+            v = int(v)
         text = str(v).strip().lower() if isinstance(v, (str, int)) else None
         if text in _TRUE or text in _FALSE:
             return text in _TRUE
@@ -238,8 +240,8 @@ def _scalar(v: Any, kind: type, loc: tuple) -> Any:
             return v
         if isinstance(v, float) and v.is_integer():
             return int(v)
-        if isinstance(v, str) and re.fullmatch(r"\s*[-+]?\d+\s*", v):
-            return int(v)
+        if isinstance(v, str) and re.fullmatch(r"\s*[-+]?\d+(\.0*)?\s*", v):
+            return int(float(v)) if "." in v else int(v)
         raise Invalid([(loc, v, "Input should be a valid integer")])
     if kind is float:
         if isinstance(v, (int, float)):

@@ -7,6 +7,7 @@
 #   sudo deploy/install_systemd.sh --no-start         install and enable, start at next boot
 #   sudo deploy/install_systemd.sh --uninstall        stop, disable and remove the units
 #   deploy/install_systemd.sh --render DIR            only write the units for this checkout to DIR
+#   deploy/install_systemd.sh --units                 only print the units the settings' layout enables
 #
 # The units in deploy/systemd/ name /opt/pycam (the checkout) and /var/lib/pycam/data (the data
 # dir); the copies installed in /etc/systemd/system have this checkout's paths instead.
@@ -25,7 +26,8 @@ while [ $# -gt 0 ]; do
     --no-start) START=0; shift ;;
     --uninstall) ACTION=uninstall; shift ;;
     --render) ACTION=render; UNIT_DIR="$2"; shift 2 ;;
-    *) echo "usage: $0 [--data-dir DIR] [--no-start] [--uninstall] [--render DIR]" >&2; exit 64 ;;
+    --units) ACTION=units; shift ;;
+    *) echo "usage: $0 [--data-dir DIR] [--no-start] [--uninstall] [--render DIR] [--units]" >&2; exit 64 ;;
   esac
 done
 
@@ -33,7 +35,7 @@ sources() { echo "$ROOT"/deploy/systemd/pycam-*.service "$ROOT/deploy/pycam.targ
 layout_units() {  # the services of the configured layout, from pycam's settings (.env, pycam.yaml)
   local out
   out="$(cd "$ROOT" && .venv/bin/python -c 'import config; s = config.load_or_exit()
-print(s.layout, "http" if s.slack.signing_secret else "socket")')" || exit 2
+print(s.layout, "http" if s.slack.signing_secret else "socket")')" || return 2
   echo pycam-security-system.service
   case "$out" in compact*) ;; *) echo pycam-glances.service ;; esac
   case "$out" in
@@ -56,6 +58,7 @@ render() {  # write every unit to $UNIT_DIR with this checkout's paths
 }
 
 if [ "$ACTION" = render ]; then render; exit 0; fi
+if [ "$ACTION" = units ]; then layout_units | tr '\n' ' '; echo; exit 0; fi
 [ "$(id -u)" = 0 ] || { echo "pycam: run it with sudo: sudo $0" >&2; exit 1; }
 
 if [ "$ACTION" = uninstall ]; then
@@ -68,6 +71,9 @@ if [ "$ACTION" = uninstall ]; then
 fi
 
 [ -x "$ROOT/.venv/bin/python" ] || { echo "pycam: no virtualenv in $ROOT: run 'make venv' first" >&2; exit 1; }
+# The layout's units (setting `layout`; gunicorn only in HTTP mode): a bad setting stops here,
+# before anything is changed.
+wanted="$(layout_units | tr '\n' ' ')" || exit 2
 
 # The dedicated user, in the groups that open the camera (video), the Pan-Tilt HAT (i2c, gpio).
 if ! id pycam >/dev/null 2>&1; then
@@ -106,11 +112,12 @@ fi
 
 render
 systemctl daemon-reload
-# Enable the layout's units (setting `layout`; gunicorn only in HTTP mode), disable the others.
-# shellcheck disable=SC2046
-systemctl disable $(units) >/dev/null 2>&1 || true
-# shellcheck disable=SC2046
-systemctl enable pycam.target $(layout_units)
+# Units of another layout (or gunicorn after a switch to Socket Mode) are stopped and disabled.
+for unit in $(units); do
+  case " $wanted pycam.target " in *" $unit "*) ;; *) systemctl disable --now "$unit" >/dev/null 2>&1 || true ;; esac
+done
+# shellcheck disable=SC2086  # a list of unit names
+systemctl enable pycam.target $wanted
 if [ "$START" = 1 ]; then
   systemctl restart pycam.target
   echo "pycam: started; see: systemctl list-units 'pycam*'   and   journalctl -u 'pycam-*' -f"

@@ -155,12 +155,17 @@ def test_restart_publishes_an_event_recorded_while_redis_was_down(tmp_path, redi
                       b"jpg", b"jpg")
     for _ in range(2):   # two restarts: published once
         daemon = CameraDaemon(settings, state.connect(redis_url, "test"), StopFlag())
-        daemon.poll_control()                      # first contact: the store is scanned on a thread
-        wait_for(lambda: daemon.recovery.done(), timeout=10)
-        daemon.recover_when_scanned()
+        daemon.poll_control()                      # first contact with Redis
+        recovered(daemon)
         daemon.publisher.flush()
     assert [json.loads(f["event"])["id"] for _, f in r.xrange(keys.EVENTS)] == [meta["id"]]
     assert r.xlen(keys.SLACK_OUTBOX) == 1
+
+
+def recovered(daemon) -> None:
+    """Run the daemon's between-frames recovery until the store is scanned and checked against Redis."""
+    wait_for(lambda: (daemon.recover(), daemon.scanning is None and daemon.to_check is None
+                      and daemon.checking is None)[1], timeout=10)
 
 
 def first_event_verified_by(verifier, redis_url, r, tmp_path, clip) -> dict:
@@ -236,3 +241,72 @@ def test_a_verifier_that_crashes_never_stops_the_camera_and_the_event_is_notifie
     meta = first_event_verified_by(Broken(), redis_url, r, tmp_path, short_clip)
     assert meta["verified"] is None and meta["notified"] is True     # told, unverified
     assert r.xlen(keys.SLACK_OUTBOX) == 1
+
+
+def test_the_camera_watches_while_its_event_store_is_scanned(tmp_path, redis_url, r, short_clip, monkeypatch):
+    """Listing 50,000 stored events takes seconds (tens on a Pi): frames and alerts go on meanwhile,
+    and the store's size and cap apply once the scan is in, the events of the meantime counted."""
+    import config
+    from app import state
+    from app.camera.daemon import CameraDaemon
+    from app.storage.events import EventStore
+    from app.utils import StopFlag
+
+    gate = threading.Event()
+    real_scan = EventStore.scan
+
+    def slow_scan(self, recent_days=0):
+        gate.wait(30)                          # the scan of a large store, held until the test says
+        return real_scan(self, recent_days)
+
+    monkeypatch.setattr(EventStore, "scan", slow_scan)
+    settings = config.load_settings(env={"REDIS_URL": redis_url, "PYCAM_DATA_DIR": str(tmp_path / "data"),
+                                         "PYCAM_SOURCE": short_clip})
+    settings.camera.loop = False
+    r.set(keys.CAMERA_STATUS, "true")
+    stop_flag = StopFlag()
+    daemon = CameraDaemon(settings, state.connect(redis_url, "test"), stop_flag)
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    try:
+        wait_for(lambda: r.xrange(keys.EVENTS), timeout=30)         # alerted while the scan waits
+        assert not daemon.store.ready and daemon.frames > 10
+        gate.set()
+        wait_for(lambda: daemon.store.ready, timeout=10)
+        on_disk = sum(f.stat().st_size for f in (tmp_path / "data" / "events").rglob("*") if f.is_file())
+        assert daemon.store.total == on_disk and len(daemon.store.index) >= 1
+        published = [json.loads(f["event"])["id"] for _, f in r.xrange(keys.EVENTS)]
+        assert len(published) == len(set(published)) and set(published) <= set(daemon.store.index)
+    finally:
+        gate.set()
+        stop_flag.set()
+        thread.join(10)
+
+
+def test_with_redis_down_at_start_the_store_is_still_scanned_and_kept_under_its_cap(tmp_path):
+    """A Pi that boots without Redis still keeps its card from filling: the scan and the size cap
+    do not wait for Redis."""
+    import config
+    from app import state
+    from app.camera.daemon import CameraDaemon
+    from app.storage.events import EventStore, new_event_id
+    from app.utils import StopFlag
+    from tests.conftest import free_port
+
+    settings = config.load_settings(env={"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+                                         "PYCAM_DATA_DIR": str(tmp_path / "data")})
+    store = EventStore(settings.data_dir, settings.events)
+    for age in (300, 200, 100):
+        store.save({"id": new_event_id(time.time() - age)}, b"s" * 2000, b"c" * 2000)
+    settings.events.max_total_mb = 0.005                        # room for one of them
+    stop_flag = StopFlag()
+    daemon = CameraDaemon(settings, state.connect(settings.redis_url, "test", socket_timeout=0.2,
+                                                  connect_timeout=0.2, retries=1), stop_flag)
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    try:
+        wait_for(lambda: daemon.store.ready and len(daemon.store.index) == 1, timeout=10)
+        assert len(list((tmp_path / "data" / "events").rglob("*.json"))) == 1
+    finally:
+        stop_flag.set()
+        thread.join(10)

@@ -115,3 +115,19 @@ def test_a_daemon_sees_the_dotenv_variables_libraries_read_themselves(tmp_path, 
     import os
     config.load_or_exit()
     assert os.environ["AWS_ACCESS_KEY_ID"] == "AKIATESTKEY"
+
+
+@pytest.mark.parametrize("yaml_text, named", [
+    ("presence:\n  providers:\n    - {type: router, devices_url: 'http://admin:hunter2@192.168.1.1/devices'}\n",
+     "devices_url"),                                                    # in a URL
+    ("slack:\n  sigining_secret: hunter2\n", "sigining_secret"),     # under a misspelt key
+    ("presence:\n  providers:\n"                                      # in a request body, then refused
+     "    - {type: router, name: r2, devices_url: 'http://r/', devices_json: {password: hunter2}}\n"
+     "    - {type: router, name: r2, devices_url: 'http://r/'}\n", "own name"),
+])
+def test_no_error_message_shows_a_password_however_it_is_written(tmp_path, yaml_text, named):
+    f = tmp_path / "pycam.yaml"
+    f.write_text(yaml_text)
+    with pytest.raises(ConfigError) as e:
+        load_settings(env={}, config_path=f)
+    assert named in str(e.value) and "hunter2" not in str(e.value), str(e.value)

@@ -282,6 +282,20 @@ def test_each_layout_starts_its_own_processes(tmp_path, redis_url, layout, http,
     out = subprocess.run(["scripts/pycam", "processes"], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=30)
     assert out.stdout.split() == expected, out.stderr
+    # systemd enables the units of the same processes (and stops and disables the others).
+    units = subprocess.run([str(ROOT / "deploy" / "install_systemd.sh"), "--units"], env=env, capture_output=True,
+                           text=True, timeout=30)
+    unit_of = {"flask_app": "pycam-flask-app", "security_system": "pycam-security-system", "services": "pycam-services",
+               "glances": "pycam-glances", "notifier": "pycam-notifier", "slack_socket": "pycam-slack-socket",
+               "who_is_home": "pycam-who-is-home", "s3_upload": "pycam-s3-upload"}
+    assert sorted(units.stdout.split()) == sorted(f"{unit_of[p]}.service" for p in expected), units.stderr
+
+
+def test_the_systemd_installer_refuses_a_bad_layout_setting_with_its_message(tmp_path, redis_url):
+    env = deploy_env(ROOT, redis_url, tmp_path) | {"PYCAM_LAYOUT": "tiny", "PYCAM_ENV_FILE": "", "PYCAM_CONFIG": ""}
+    out = subprocess.run([str(ROOT / "deploy" / "install_systemd.sh"), "--units"], env=env, capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 2 and "layout = 'tiny'" in out.stderr and not out.stdout.strip()
 
 
 def test_stop_never_signals_a_reused_pid(tmp_path, redis_url):
@@ -343,7 +357,7 @@ OUR_COMMAND_LINES = {
 }
 # The standard layout's one process for these four services: each one's AMP counts it.
 SERVICES_LINES = ["python3 app/services.py", "/opt/pycam/.venv/bin/python /opt/pycam/app/services.py",
-                  ".venv/bin/python app/services.py notifier slack_socket"]
+                  ".venv/bin/python -u app/services.py"]
 OTHER_COMMAND_LINES = [
     "python -m pytest tests/test_deploy.py", "python3 -m pytest app/security_system.py",
     ".venv/bin/python -m pytest -k app/notifier.py", "vim app/security_system.py",

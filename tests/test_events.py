@@ -46,3 +46,22 @@ def test_retention_by_total_size_deletes_oldest_first(tmp_path):
     store.enforce_retention(now)
     kept = [i for i in ids if store.load(i) is not None]
     assert kept == ids[-2:]
+
+
+def test_events_written_during_the_scan_are_counted_once_and_nothing_is_evicted_before_it(tmp_path):
+    """The camera writes (even on a full card) while its store is scanned on a thread: nothing is
+    deleted on a partial view, and the scan's result counts every event exactly once."""
+    from app.storage.events import EventStore, new_event_id
+    from config import EventsConfig
+    cfg = EventsConfig(max_total_mb=0.004)          # room for one event of 4 KB
+    old = EventStore(tmp_path, cfg)
+    first = old.save({"id": new_event_id(time.time() - 60)}, b"s" * 1000, b"c" * 1000)["id"]
+    store = EventStore(tmp_path, cfg)
+    store.scanning = True
+    scan = store.scan()
+    second = store.save({"id": new_event_id()}, b"s" * 1000, b"c" * 1000)["id"]
+    assert not store.evict_oldest() and store.enforce_retention() == 0      # no partial view acted on
+    store.install(scan)
+    on_disk = sum(f.stat().st_size for f in store.root.rglob("*") if f.is_file())
+    assert list(store.index) == [first, second] and store.total == on_disk
+    assert store.enforce_retention() == 1 and list(store.index) == [second]  # the cap, from now on

@@ -15,7 +15,7 @@ from app import keys
 from config import EventsConfig
 from app.storage.events import EventStore, event_files, new_event_id
 from tests.conftest import ROOT, RedisServer
-from tests.test_camera_daemon import stop, wait_for
+from tests.test_camera_daemon import recovered, stop, wait_for
 
 
 def daemon(redis_url, data_dir, clip, config_dir, *extra, loop="true"):
@@ -121,9 +121,8 @@ def test_an_event_cut_short_by_a_crash_is_finished_and_published_once(tmp_path, 
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     for _ in range(2):                                     # two restarts: published once
         d = CameraDaemon(settings, state.connect(redis_url, "test"), StopFlag())
-        d.poll_control()                                   # the store is scanned on a thread
-        wait_for(lambda: d.recovery.done(), timeout=10)
-        d.recover_when_scanned()
+        d.poll_control()                                   # first contact with Redis
+        recovered(d)
         d.publisher.flush()
     assert not stray.exists() and writing.exists()
     assert [json.loads(f["event"])["id"] for _, f in r.xrange(keys.EVENTS)] == [event_id]

@@ -53,3 +53,18 @@ def test_another_bucket_starts_a_new_ledger(tmp_path):
     Ledger(tmp_path, TARGET).record("events", "e1", entry(1))
     other = Ledger(tmp_path, {"endpoint": None, "bucket": "elsewhere"})
     assert other.entries["events"] == {}
+
+
+def test_a_large_ledger_is_folded_only_once_its_journal_is_longer(tmp_path):
+    """Rewrites stay rare: a ledger of 1,500 entries is rewritten after 1,500 more lines, not 1,000."""
+    book = Ledger(tmp_path, TARGET)
+    for n in range(1500):
+        book.entries["events"][f"e{n:05d}"] = entry(n)
+    book.fold()
+    for n in range(1200):
+        book.record("training", "relabelled", entry(n))      # one sample, moved again and again
+    assert book.lines == 1200                       # past the floor, short of the ledger: appended
+    for n in range(1200, 1600):
+        book.record("training", "relabelled", entry(n))
+    assert book.lines < 400                         # folded once it outgrew the ledger
+    assert ledger.read(tmp_path, TARGET)[0]["training"] == {"relabelled": entry(1599)}

@@ -32,9 +32,12 @@ def test_a_crashed_service_is_started_again_and_the_others_go_on(redis_url):
         stop.wait()
         return 0
 
+    starts = []
+
     def misconfigured(settings, r, stop):
         calls["misconfigured"] += 1
-        return together.BAD_SETTINGS          # its settings cannot be used: it says so and stays off
+        starts.append(time.monotonic())
+        return 2                              # its settings cannot be used (yet): tried again, less often
 
     services = [together.Service(name, settings, serve) for name, serve in
                 (("crashy", crashy), ("steady", steady), ("misconfigured", misconfigured))]
@@ -42,10 +45,11 @@ def test_a_crashed_service_is_started_again_and_the_others_go_on(redis_url):
     runner = threading.Thread(target=together.supervise, args=(services, stop, 0.05))
     runner.start()
     try:
-        assert wait_for(lambda: calls["crashy"] == 2)
-        time.sleep(0.3)
-        assert calls == {"crashy": 2, "steady": 1, "misconfigured": 1}
+        assert wait_for(lambda: calls["crashy"] == 2 and calls["misconfigured"] == 3)
+        assert calls["steady"] == 1 and calls["crashy"] == 2
         assert all(s.thread.is_alive() for s in services[:2])
+        # Started again at once, then after 2 s: a service that keeps stopping never spins.
+        assert starts[2] - starts[1] >= 1.9
     finally:
         stop.set()
         runner.join(5)

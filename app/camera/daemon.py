@@ -58,8 +58,13 @@ class CameraDaemon:
         self.link = RedisLink(r)
         self.switches = Switches()
         self.store = EventStore(settings.data_dir, settings.events)
-        self.store.scanning = True               # on a thread, at first contact with Redis
-        self.recovery: Future | None = None      # that scan, and the events it finds unpublished
+        # The store is scanned on a thread from the start (50,000 events take seconds to list,
+        # tens on a Pi), whatever Redis does; frames go on meanwhile.
+        self.store.scanning = True
+        self.scanning: Future | None = in_thread(self._scan_store, "event-scan")
+        self.to_check: list[dict] | None = None  # recent events to check against Redis (a crash)
+        self.checking: Future | None = None      # that check, on a thread
+        self.check_after = 0.0
         self.recorder = EventRecorder(self.store, settings.camera.name, settings.events.jpeg_quality)
         self.publisher = Publisher(self.link, settings.events.stream_maxlen, lambda: self.switches,
                                    self.recorder.published)
@@ -89,7 +94,6 @@ class CameraDaemon:
                 switches.armed = switches.armed_known = True
             if switches.armed_known:
                 self.link.call(state.init_flags, r)
-            self.recovery = in_thread(self._scan_store, "event-scan")
         if not switches.armed_known:
             # Redis has no camera_status: it restarted without its data (or this is the first
             # run). The state the camera was in holds; never disarm silently.
@@ -238,39 +242,50 @@ class CameraDaemon:
         self.recorder.ended(ended.peak_area if ended is not None else None)
 
     # ---------- the loop ----------
-    def _scan_store(self, delay: float = 0.0) -> tuple[Scan, list[dict]]:
-        """On a thread (50,000 events take seconds to list, tens on a Pi; frames go on meanwhile):
-        the store's index, and the recent events that never reached Redis (a crash)."""
+    def _scan_store(self, delay: float = 0.0) -> Scan:
         time.sleep(delay)
-        scan = self.store.scan(recent_days=2)
-        try:
-            r = self.link.r
-            with r.pipeline(transaction=False) as p:
-                for meta in scan.recent:
-                    p.exists(keys.event_published(meta["id"]))
-                published = p.execute()
-            return scan, [m for m, done in zip(scan.recent, published) if not done]
-        except state.REDIS_DOWN:
-            return scan, scan.recent             # checked one by one when they are queued
+        return self.store.scan(recent_days=2)
 
-    def recover_when_scanned(self) -> None:
-        """Between two frames, once the scan is done: install it, finish the events a crash cut
-        short, and queue every event that reached the disk but not Redis."""
-        if self.recovery is None or not self.recovery.done():
-            return
-        future, self.recovery = self.recovery, None
-        try:
-            scan, unpublished = future.result()
-        except OSError as e:
-            log.warning("Could not list the events folder (%s); trying again in %d s", e, SCAN_RETRY_S)
-            self.recovery = in_thread(lambda: self._scan_store(SCAN_RETRY_S), "event-scan")
-            return
-        self.store.install(scan)
-        for event_id in self.store.finish_incomplete(self.s.camera.name):
-            log.info("Event %s was cut short by a crash; finished and published now", event_id)
-            unpublished.append(self.store.load(event_id))
-        self.publisher.recover([m for m in unpublished if m],
-                               busy={self.verifying[0]["id"]} if self.verifying else set())
+    def _unpublished(self, metas: list[dict]) -> list[dict]:
+        """On a thread: the events among `metas` that never reached Redis (one round trip)."""
+        with self.link.r.pipeline(transaction=False) as p:
+            for meta in metas:
+                p.exists(keys.event_published(meta["id"]))
+            published = p.execute()
+        return [m for m, done in zip(metas, published) if not done]
+
+    def recover(self) -> None:
+        """Between two frames: install the store's scan once it is done (then finish the events a
+        crash cut short, and apply retention at once); once Redis answers too, queue every recent
+        event that reached the disk but not Redis. Nothing here waits."""
+        if self.scanning is not None and self.scanning.done():
+            future, self.scanning = self.scanning, None
+            try:
+                scan = future.result()
+            except OSError as e:
+                log.warning("Could not list the events folder (%s); trying again in %d s", e, SCAN_RETRY_S)
+                self.scanning = in_thread(lambda: self._scan_store(SCAN_RETRY_S), "event-scan")
+                return
+            self.store.install(scan)
+            finished = []
+            for event_id in self.store.finish_incomplete(self.s.camera.name):
+                log.info("Event %s was cut short by a crash; finished and published now", event_id)
+                finished.append(self.store.load(event_id))
+            self.to_check = scan.recent + [m for m in finished if m]
+            self.next_retention = 0.0
+        if self.to_check is not None and self.checking is None and self.recovered and self.link.ok \
+                and time.monotonic() >= self.check_after:
+            metas = self.to_check
+            self.checking = in_thread(lambda: self._unpublished(metas), "event-check")
+        if self.checking is not None and self.checking.done():
+            future, self.checking = self.checking, None
+            try:
+                unpublished = future.result()
+            except state.REDIS_DOWN:
+                self.check_after = time.monotonic() + CONTROL_S * 20    # again once Redis is back
+                return
+            self.to_check = None
+            self.publisher.recover(unpublished, busy={self.verifying[0]["id"]} if self.verifying else set())
 
     def run(self) -> None:
         log.info("Camera daemon starting (source %s)", "stream" if "://" in self.s.camera.source
@@ -283,7 +298,7 @@ class CameraDaemon:
                     self.next_control = now + CONTROL_S
                     self.poll_control()
                     self.publisher.flush()
-                self.recover_when_scanned()
+                self.recover()
                 if now >= self.next_beat:
                     self.next_beat = now + self.s.heartbeat_s
                     self.heartbeat()

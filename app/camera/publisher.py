@@ -63,9 +63,13 @@ class Publisher:
     def recover(self, recent: list[dict], busy: set[str] = frozenset()) -> None:
         """After a restart: queue the events that reached the disk but not Redis (not those in
         `busy`, still being verified: they are published with their verdict)."""
+        known = {m["id"] for m in self.pending} | set(busy)
+        candidates = [m for m in recent if m["id"] not in known]
+
         def unpublished() -> list[dict]:
-            known = {m["id"] for m in self.pending} | set(busy)
-            return [m for m in recent if m["id"] not in known and not self.link.r.exists(keys.event_published(m["id"]))]
-        for meta in self.link.call(unpublished) or []:
+            return [m for m in candidates if not self.link.r.exists(keys.event_published(m["id"]))]
+        # Redis gone again meanwhile: queue them all; publishing checks each one first anyway.
+        found = self.link.call(unpublished)
+        for meta in candidates if found is None else found:
             log.info("Publishing event %s recorded before a restart", meta["id"])
             self.pending.append(meta)

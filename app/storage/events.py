@@ -154,7 +154,11 @@ class EventStore:
 
     @property
     def index(self) -> dict[str, list]:
+        """The index; scanned here when nobody scans elsewhere, empty (nothing to evict) until the
+        scan running elsewhere is installed."""
         if self._index is None:
+            if self.scanning:
+                return {}
             self.install(self.scan())
         return self._index
 
