@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
+from config_sections.alerts import AlertsConfig
 from config_sections.base import ROOT, SAMPLE_CLIP, SECRET_HIDDEN, SECRET_KEY, ConfigError, Section
 from config_sections.camera import (CameraConfig, EventsConfig, MotionConfig, PanTiltConfig, TriggerConfig,
                                     VerifierConfig)
@@ -25,7 +26,7 @@ from config_sections.presence import (CommandProviderConfig, LanProviderConfig, 
 from config_sections.model import Field, Invalid
 from config_sections.services import S3Config, SlackConfig
 
-__all__ = ["ROOT", "SAMPLE_CLIP", "ConfigError", "Section", "Settings", "CameraConfig", "MotionConfig",
+__all__ = ["ROOT", "SAMPLE_CLIP", "ConfigError", "Section", "Settings", "AlertsConfig", "CameraConfig", "MotionConfig",
            "TriggerConfig", "EventsConfig", "PanTiltConfig", "VerifierConfig", "SlackConfig", "S3Config",
            "PresenceConfig", "PersonConfig", "ProviderConfig", "RouterLoginConfig", "RouterProviderConfig",
            "LanProviderConfig", "CommandProviderConfig", "load_settings", "load_or_exit", "read_dotenv", "environment",
@@ -51,6 +52,7 @@ class Settings(Section):
     presence: PresenceConfig = Field(default_factory=PresenceConfig)
     s3: S3Config = Field(default_factory=S3Config)
     verifier: VerifierConfig = Field(default_factory=VerifierConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     # events/ and training/ belong to app/storage (events.py and labels.py own their layout).
     @property

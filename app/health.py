@@ -20,12 +20,12 @@ from app import keys, state
 from app.utils import redact
 
 # Heartbeat names, in the order /pycam_status lists them.
-PROCESSES = ("security_system", "notifier", "slack_socket", "flask_app", "who_is_home", "s3_upload")
+PROCESSES = ("security_system", "notifier", "slack_socket", "flask_app", "who_is_home", "s3_upload", "watchdog")
 
 
 def expected_processes(settings) -> list[str]:
     """The processes that should be running with these settings."""
-    expected = ["security_system", "notifier"]
+    expected = ["security_system", "notifier", "watchdog"]
     if settings.slack.signing_secret:
         expected.append("flask_app")          # HTTP mode: Slack posts to gunicorn
     if settings.slack.app_token:

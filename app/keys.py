@@ -43,6 +43,7 @@ SLACK_PARKED = "slack:parked"                  # list of JSON {job, error, time}
 S3_STATUS = "s3:status"                        # JSON {ok, error, pending, uploaded, time}
 
 HEARTBEAT_PREFIX = "heartbeat:"                # + process name (app/health.py lists them)
+ALARMS = "alarms"                              # hash: alarm name -> JSON {since, text}: problems the owner was told of (app/alarms.py)
 
 
 def heartbeat(process: str) -> str:

@@ -1,9 +1,11 @@
-"""The network services in one process: Slack out and in, presence and S3 (app/together.py).
+"""The network services in one process: Slack out and in, presence, S3 and the watchdog
+(app/together.py).
 
-    python3 app/services.py [notifier slack_socket who_is_home s3_upload]
+    python3 app/services.py [notifier slack_socket who_is_home s3_upload watchdog]
 
 A thin shell: the standard and compact layouts start this instead of app/notifier.py,
-app/slack_socket.py, app/who_is_home.py and app/s3_upload.py, which still run one service each.
+app/slack_socket.py, app/who_is_home.py, app/s3_upload.py and app/watchdog.py, which still run
+one service each.
 """
 import sys
 from pathlib import Path

@@ -1,6 +1,7 @@
-"""The network services in one process: Slack out and in, presence and S3, each in its own thread.
+"""The network services in one process: Slack out and in, presence, S3 and the watchdog, each in
+its own thread.
 
-    python3 app/services.py                       # the four services (the standard layout)
+    python3 app/services.py                       # all five (the standard and compact layouts)
     python3 app/services.py notifier slack_socket # only these
 
 Each service is the same code its own launch path runs (`serve(settings, r, stop)`), with its own
@@ -27,7 +28,8 @@ log = logging.getLogger("services")
 NAME = "services"
 # Each service's module, which has `serve(settings, r, stop) -> int`.
 SERVICES = {"notifier": "app.slack.notifier", "slack_socket": "app.slack.socket",
-            "who_is_home": "app.presence.daemon", "s3_upload": "app.storage.daemon"}
+            "who_is_home": "app.presence.daemon", "s3_upload": "app.storage.daemon",
+            "watchdog": "app.watch.daemon"}
 STEADY_S = 60.0        # a service that ran this long before it stopped starts again from the first delay
 
 

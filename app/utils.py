@@ -6,6 +6,7 @@ import logging
 import logging.handlers
 import os
 import re
+import shutil
 import signal
 import sys
 import tempfile
@@ -144,6 +145,17 @@ class StopFlag:
 
     def wait(self, timeout: float | None = None) -> bool:
         return self.event.wait(timeout)
+
+
+def disk_low(path: Path, min_free_mb: float) -> str | None:
+    """Why the disk holding `path` is nearly full (less than `min_free_mb` free), or None."""
+    try:
+        free = shutil.disk_usage(path).free / 1e6
+    except OSError:
+        return None              # no data dir yet: the writes say what is wrong
+    if free >= min_free_mb:
+        return None
+    return f"the data disk is nearly full ({free:.0f} MB free)"
 
 
 def folder_size(path: Path) -> int:

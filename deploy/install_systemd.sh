@@ -39,7 +39,8 @@ print(s.layout, "http" if s.slack.signing_secret else "socket")')" || return 2
   echo pycam-security-system.service
   case "$out" in compact*) ;; *) echo pycam-glances.service ;; esac
   case "$out" in
-    separate*) echo pycam-notifier.service pycam-slack-socket.service pycam-who-is-home.service pycam-s3-upload.service ;;
+    separate*) echo pycam-notifier.service pycam-slack-socket.service pycam-who-is-home.service \
+      pycam-s3-upload.service pycam-watchdog.service ;;
     *) echo pycam-services.service ;;
   esac
   case "$out" in *http) echo pycam-flask-app.service ;; esac

@@ -30,13 +30,13 @@ from tests.conftest import ROOT, free_port
 GLANCES_PASSWORD = "test-glances-pw"
 # AMP section -> the heartbeat name of the process it watches.
 AMPS = {"security_system": "security_system", "notifier": "notifier", "slack_socket": "slack_socket",
-        "flask_app": "flask_app", "who_is_home": "who_is_home", "s3_upload": "s3_upload"}
+        "flask_app": "flask_app", "who_is_home": "who_is_home", "s3_upload": "s3_upload", "watchdog": "watchdog"}
 # The process each heartbeat comes from in the standard layout (README's usage block).
 RUNS_IN = {"security_system": "security_system", "flask_app": "flask_app", "notifier": "services",
-           "slack_socket": "services", "who_is_home": "services", "s3_upload": "services"}
-SINGLE_INSTANCE = {"security_system", "notifier", "slack_socket", "who_is_home", "s3_upload"}
+           "slack_socket": "services", "who_is_home": "services", "s3_upload": "services", "watchdog": "services"}
+SINGLE_INSTANCE = {"security_system", "notifier", "slack_socket", "who_is_home", "s3_upload", "watchdog"}
 ENTRY_FILES = ["app/security_system.py", "app/notifier.py", "app/slack_socket.py", "app/who_is_home.py",
-               "app/s3_upload.py", "app/services.py", "run_flask.py", "gunicorn.conf"]
+               "app/s3_upload.py", "app/services.py", "app/watchdog.py", "run_flask.py", "gunicorn.conf"]
 
 
 # ------------------------------------------------------------------ helpers
@@ -157,7 +157,7 @@ def test_readme_usage_block_runs_everything_and_glances_sees_a_dead_process(tmp_
             assert beat["pid"] in pids, f"{name}'s heartbeat comes from another process"
             assert (data / "logs" / f"{RUNS_IN[name]}.out").is_file()
         assert alive(pid_of(data, "glances"))
-        assert not any(pid_of(data, name) for name in ("notifier", "slack_socket", "who_is_home", "s3_upload"))
+        assert not any(pid_of(data, name) for name in ("notifier", "slack_socket", "who_is_home", "s3_upload", "watchdog"))
 
         # glances, in web mode with the password, counts each process through its AMP.
         port = int(env["PYCAM_GLANCES_PORT"])
@@ -271,7 +271,8 @@ def test_start_reports_failures_and_stop_kills_what_ignores_sigterm(tmp_path, re
     ("standard", False, ["security_system", "services", "glances"]),
     ("standard", True, ["flask_app", "security_system", "services", "glances"]),
     ("compact", False, ["security_system", "services"]),
-    ("separate", False, ["security_system", "notifier", "slack_socket", "who_is_home", "s3_upload", "glances"]),
+    ("separate", False, ["security_system", "notifier", "slack_socket", "who_is_home", "s3_upload", "watchdog",
+                         "glances"]),
 ])
 def test_each_layout_starts_its_own_processes(tmp_path, redis_url, layout, http, expected):
     """gunicorn only in HTTP mode; one process for the services but in the separate layout; no
@@ -287,7 +288,7 @@ def test_each_layout_starts_its_own_processes(tmp_path, redis_url, layout, http,
                            text=True, timeout=30)
     unit_of = {"flask_app": "pycam-flask-app", "security_system": "pycam-security-system", "services": "pycam-services",
                "glances": "pycam-glances", "notifier": "pycam-notifier", "slack_socket": "pycam-slack-socket",
-               "who_is_home": "pycam-who-is-home", "s3_upload": "pycam-s3-upload"}
+               "who_is_home": "pycam-who-is-home", "s3_upload": "pycam-s3-upload", "watchdog": "pycam-watchdog"}
     assert sorted(units.stdout.split()) == sorted(f"{unit_of[p]}.service" for p in expected), units.stderr
 
 
@@ -350,6 +351,7 @@ OUR_COMMAND_LINES = {
     "slack_socket": ["python3 app/slack_socket.py", "/opt/pycam/.venv/bin/python /opt/pycam/app/slack_socket.py"],
     "who_is_home": ["python3 app/who_is_home.py", "/opt/pycam/.venv/bin/python3 /opt/pycam/app/who_is_home.py"],
     "s3_upload": ["python3 app/s3_upload.py", "/opt/pycam/.venv/bin/python /opt/pycam/app/s3_upload.py"],
+    "watchdog": ["python3 app/watchdog.py", "/opt/pycam/.venv/bin/python /opt/pycam/app/watchdog.py"],
     "flask_app": ["/opt/pycam/.venv/bin/python3 /opt/pycam/.venv/bin/gunicorn -c gunicorn.conf run_flask",
                   "/x/.venv/bin/python3 .venv/bin/gunicorn -c gunicorn.conf run_flask",
                   "gunicorn: master [pycam-flask]", "gunicorn: worker [pycam-flask]"],
@@ -413,12 +415,13 @@ def test_health_reports_stale_and_missing_heartbeats(r, settings):
     now = time.time()
     health.write_heartbeat(r, "security_system", "armed", ttl=60)
     health.write_heartbeat(r, "flask_app", "ok", ttl=60)
+    health.write_heartbeat(r, "watchdog", "ok", ttl=60)
     r.set(keys.heartbeat("notifier"), json.dumps({"time": now - 120, "pid": 1, "state": "ok"}))
     report = health.process_health(r, settings, now=now)
     assert report["security_system"]["ok"] and report["security_system"]["state"] == "armed"
     assert not report["notifier"]["ok"]
     # who_is_home and s3_upload are only expected when configured (no people, no bucket here).
-    assert set(report) == {"security_system", "notifier", "flask_app"}
+    assert set(report) == {"security_system", "notifier", "flask_app", "watchdog"}
     assert health.stale_processes(r, settings, now=now) == ["notifier"]
     assert "STALE notifier" in health.format_report(report)
 
@@ -426,7 +429,7 @@ def test_health_reports_stale_and_missing_heartbeats(r, settings):
 # ------------------------------------------------------------------ systemd
 
 UNITS = ["pycam-security-system", "pycam-services", "pycam-notifier", "pycam-slack-socket", "pycam-flask-app",
-         "pycam-who-is-home", "pycam-s3-upload", "pycam-glances"]
+         "pycam-who-is-home", "pycam-s3-upload", "pycam-watchdog", "pycam-glances"]
 
 
 def rendered_units(dest: Path) -> dict[str, str]:

@@ -74,6 +74,7 @@ def test_a_full_card_never_stops_the_camera_and_it_says_so(small_disk, tmp_path,
         alert = wait_for(lambda: [j for j in jobs(r) if j["type"] == "alert"], timeout=30)[0]
         assert alert["snapshot"] is None                                    # alerted all the same, as text
         wait_for(lambda: any("cannot write events" in j.get("text", "") for j in jobs(r)), timeout=10)
+        assert any("the data disk is nearly full" in j.get("text", "") for j in jobs(r))   # 1 MB < 200 MB free
         beat = json.loads(r.get(keys.heartbeat("security_system")))
         assert "cannot write events" in beat["detail"]["disk"]
         assert proc.poll() is None                                          # still running

@@ -65,7 +65,7 @@ def test_gunicorn_serves_signed_commands_health_and_a_heartbeat(gunicorn, r):
     assert state.get_json(r, keys.heartbeat("flask_app"))["state"] == "ok"
     health = requests.get(url + "/healthz", timeout=5)
     assert health.status_code == 200
-    assert health.json() == {"ok": False, "redis": True, "stale": ["security_system", "notifier"]}
+    assert health.json() == {"ok": False, "redis": True, "stale": ["security_system", "notifier", "watchdog"]}
     assert (data_dir / "logs" / "flask_app.log").is_file()
 
 

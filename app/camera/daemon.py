@@ -26,6 +26,7 @@ import cv2
 
 import config
 from app import health, keys, outbox, state
+from app.alarms import Board, clock, duration
 from app.camera.capture import Capture
 from app.camera.control import ArmedMemory, RedisLink, Switches, read_switches
 from app.camera.pipeline import Pipeline
@@ -34,14 +35,16 @@ from app.camera.recorder import EventRecorder
 from app.camera.replay import run_replay
 from app.camera.sources import SourceError, open_source
 from app.camera.verification import Candidate, Verification
+from app.camera.view import ViewWatch
 from app.storage.events import EventStore, Scan
-from app.utils import StopFlag, check_data_dir, in_thread, setup_logging
+from app.utils import StopFlag, check_data_dir, disk_low, in_thread, setup_logging
 
 log = logging.getLogger("security_system")
 PROCESS = "security_system"
 CONTROL_S = 0.25          # how often the armed flag and the pan-tilt target are read
 RETENTION_S = 600         # how often old events are pruned
 SCAN_RETRY_S = 30         # after the events folder could not be listed
+ALARMS_S = 0.5            # how often the view, the source and the disk are checked
 
 
 class CameraDaemon:
@@ -77,7 +80,13 @@ class CameraDaemon:
         self.switches.armed = arm or self.memory.load() is True
         if arm:
             self.memory.save(True)
-        self.disk_told: str | None = None       # the disk problem the owner was told about
+        # Health and tamper alarms this daemon owns (app/alarms.py): its view, its source, its disk.
+        a = settings.alerts
+        self.board = Board(self.link.call, lambda: self.link.r, camera_view=(a.covered_s, 2.0),
+                           camera_source=(a.source_lost_s, 2.0), disk_writes=(0.0, 5.0), disk_low=(0.0, 60.0))
+        self.view = ViewWatch()
+        self.disk_low: str | None = None        # the data disk is nearly full (checked with each heartbeat)
+        self.next_alarms = 0.0
         self.next_control = self.next_beat = self.next_retention = 0.0
 
     # ---------- control from Redis ----------
@@ -157,14 +166,11 @@ class CameraDaemon:
         # A stream URL may carry a password (rtsp://user:pass@...): never put it in Redis.
         source = self.s.camera.source
         disk = self.recorder.disk_error
+        self.disk_low = disk_low(self.s.data_dir, self.s.alerts.disk_free_mb)
         detail = {"source": source if "://" not in source else "stream", "frames": self.frames,
                   "events": self.recorder.count, "pending": len(self.publisher.pending),
                   "error": self.capture.error, "disk": disk,
                   "events_mb": round(self.store.total / 1e6, 1) if self.store.ready else None}
-        if disk != self.disk_told and self.link.ok:
-            if self._announce(f"pycam: {disk}. The camera keeps watching and alerting, without pictures."
-                              if disk else "pycam: events are written to disk again."):
-                self.disk_told = disk
         self.link.call(health.write_heartbeat, self.link.r, PROCESS,
                        self.capture.state if self.switches.armed else "disarmed", detail, self.s.heartbeat_ttl_s)
 
@@ -242,6 +248,30 @@ class CameraDaemon:
         self.recorder.ended(ended.peak_area if ended is not None else None)
 
     # ---------- the loop ----------
+    def check_alarms(self, now: float) -> None:
+        """Tell the owner when the camera goes blind, loses its source or its disk (and when each
+        is over): debounced, once each way (app/alarms.py)."""
+        armed = self.switches.armed
+        grey = self.pipeline.detector.last
+        blind = (self.s.alerts.covered and armed and self.capture.is_open and grey is not None
+                 and self.view.update(grey, now))
+        self.board.check("camera_view", blind, now, lambda since: (
+            f"pycam: the camera sees nothing since {clock(since)}: its picture went uniform at once (the "
+            "lens covered, blinded by a light, or the lights out). It keeps watching."),
+            lambda since: f"pycam: the camera sees again (blind for {duration(now - since)}).")
+        lost = armed and self.capture.state == "reopening"
+        self.board.check("camera_source", lost, now, lambda since: (
+            f"pycam: the camera is lost since {clock(since)} ({self.capture.error or 'no frames'}); "
+            "pycam keeps trying to open it again."),
+            lambda since: f"pycam: the camera is back (lost for {duration(now - since)}).")
+        refused = self.recorder.disk_error
+        self.board.check("disk_writes", bool(refused), now, lambda since: (
+            f"pycam: {refused}. The camera keeps watching and alerting, without pictures."),
+            lambda since: "pycam: events are written to disk again.")
+        low = self.disk_low
+        self.board.check("disk_low", bool(low), now, lambda since: f"pycam: {low}.",
+                         lambda since: "pycam: the data disk has room again.")
+
     def _scan_store(self, delay: float = 0.0) -> Scan:
         time.sleep(delay)
         return self.store.scan(recent_days=2)
@@ -299,6 +329,9 @@ class CameraDaemon:
                     self.poll_control()
                     self.publisher.flush()
                 self.recover()
+                if now >= self.next_alarms:
+                    self.next_alarms = now + ALARMS_S
+                    self.check_alarms(time.time())
                 if now >= self.next_beat:
                     self.next_beat = now + self.s.heartbeat_s
                     self.heartbeat()

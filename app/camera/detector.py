@@ -67,6 +67,7 @@ class MotionDetector:
         self.bg: np.ndarray | None = None          # float32 background
         self.noise: np.ndarray | None = None       # float32 per-pixel mean absolute deviation
         self.prev: np.ndarray | None = None        # previous prepared frame (uint8)
+        self.last: np.ndarray | None = None        # this frame, prepared
         self.past: deque = deque()                 # (time, prepared frame) of the last STIR_S or so
         # Epoch seconds since which each foreground pixel has not changed: float64, since float32
         # steps in 128 s at 1.8e9 (ghosts would never be absorbed on a live camera).
@@ -121,6 +122,7 @@ class MotionDetector:
     def detect(self, frame: np.ndarray, now: float) -> MotionResult:
         """Compare a frame (BGR or grey, any size) taken at `now` (seconds) with the background, then learn."""
         grey = self.prepare(frame)
+        self.last = grey                           # what the camera sees now (its tamper check reads it)
         cur = grey.astype(np.float32)
         if self.bg is None:
             self.bg, self.prev = cur, grey

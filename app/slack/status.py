@@ -6,7 +6,7 @@ import time
 
 import redis
 
-from app import arming, health, keys, state, utils
+from app import alarms, arming, health, keys, state, utils
 from app.slack import messages
 
 
@@ -83,6 +83,11 @@ def status_text(r: redis.Redis, settings, now: float | None = None) -> str:
     if parked:
         lines.append(f"Slack messages set aside after unexpected errors: {parked} (tried again every 15 min; "
                      "see logs/notifier.log)")
+    problems = alarms.active(r)
+    if problems:
+        lines.append("Problems now (told when each began; Slack hears again when each ends):")
+        for name in sorted(problems, key=lambda n: problems[n].get("since", 0)):
+            lines.append(f"  • {problems[name].get('text', name)}")
     lines.append("Processes:")
     expected = health.expected_processes(settings)
     for name in health.PROCESSES:

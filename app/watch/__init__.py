@@ -1,0 +1,1 @@
+"""The watchdog: what the owner is told about pycam itself (processes, Redis, the Pi's power)."""
