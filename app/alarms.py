@@ -23,6 +23,7 @@ class Alarm:
     raise_after_s: float = 0.0
     clear_after_s: float = 0.0
     raised_since: float | None = None     # when the problem began (once raised)
+    ended_at: float | None = None         # when the last raised problem was over (not when cleared)
     _bad_since: float | None = None
     _good_since: float | None = None
 
@@ -41,7 +42,7 @@ class Alarm:
         if self._good_since is None:
             self._good_since = now
         if now - self._good_since >= self.clear_after_s:
-            self.raised_since = None
+            self.raised_since, self.ended_at = None, self._good_since
             return "cleared"
         return None
 
@@ -122,8 +123,8 @@ class Board:
         return self.restored
 
     def check(self, name: str, bad: bool, now: float, start, end) -> None:
-        """`start(since)` and `end(since)`: the messages when it is raised and when it is cleared
-        (`since`: when the problem began)."""
+        """`start(since)` and `end(since, ended)`: the messages when it is raised and when it is
+        cleared (`since`: when the problem began; `ended`: when it was over)."""
         if not self.restore():
             return
         alarm = self.alarms[name]
@@ -133,5 +134,5 @@ class Board:
             if self.call(raise_alarm, self.r_of(), name, alarm.raised_since, start(alarm.raised_since)) is None:
                 alarm.raised_since = None                 # told nobody: raised again at a later check
         elif change == "cleared":
-            if self.call(clear_alarm, self.r_of(), name, since, end(since)) is None:
+            if self.call(clear_alarm, self.r_of(), name, since, end(since, alarm.ended_at)) is None:
                 alarm.raised_since = since                # told nobody: cleared again at a later check

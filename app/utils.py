@@ -58,7 +58,8 @@ def is_temp_file(path: Path) -> bool:
     return path.name.startswith(".") and path.name.endswith(".tmp")
 
 
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/@\s:]*):([^/@\s]*)@")
+# The password may hold '/' or '@' (unencoded, as people type them): up to the token's last '@'.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/@\s:]*):(\S*)@")
 
 
 def redact(text: object) -> str:

@@ -22,7 +22,7 @@ def outbox_texts(r):
 def test_each_problem_is_told_once_when_it_starts_and_once_when_it_ends_across_a_restart(r):
     call = lambda fn, *a: fn(*a)
     board = Board(call, lambda: r, covered=(2.0, 2.0))
-    end = lambda since: f"sees again after {alarms.duration(12 - since)}"
+    end = lambda since, ended: f"sees again after {alarms.duration(ended - since)}"
     for t in range(0, 6):
         board.check("covered", True, float(t), lambda since: "covered!", end)
     assert outbox_texts(r) == ["covered!"] and "covered" in alarms.active(r)
@@ -33,18 +33,23 @@ def test_each_problem_is_told_once_when_it_starts_and_once_when_it_ends_across_a
     for t in range(10, 13):
         board.check("covered", False, float(t), lambda since: "covered!", end)
     # ...and the end message says how long it lasted, from the first start.
-    assert outbox_texts(r) == ["covered!", "sees again after 12 s"] and alarms.active(r) == {}
+    assert outbox_texts(r) == ["covered!", "sees again after 10 s"] and alarms.active(r) == {}
 
 
 def test_a_message_redis_could_not_take_is_sent_at_a_later_check(r):
     down = {"now": True}
     call = lambda fn, *a: None if down["now"] else fn(*a)
     board = Board(call, lambda: r, lost=(0.0, 0.0))
-    board.check("lost", True, 0.0, lambda s: "lost", lambda s: "back")
+    board.check("lost", True, 0.0, lambda s: "lost", lambda s, e: "back")
     assert outbox_texts(r) == []
     down["now"] = False
-    board.check("lost", True, 1.0, lambda s: "lost", lambda s: "back")
+    board.check("lost", True, 1.0, lambda s: "lost", lambda s, e: "back")
     assert outbox_texts(r) == ["lost"]
+    down["now"] = True                                  # the end, too, waits for Redis
+    board.check("lost", False, 2.0, lambda s: "lost", lambda s, e: f"back after {e - s:.0f} s")
+    down["now"] = False
+    board.check("lost", False, 3.0, lambda s: "lost", lambda s, e: f"back after {e - s:.0f} s")
+    assert outbox_texts(r) == ["lost", "back after 1 s"]     # from its first check with Redis (t=1) to t=2
 
 
 def test_pycam_status_lists_the_problems_going_on(r, settings):

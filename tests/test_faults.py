@@ -197,3 +197,11 @@ def test_a_picture_swap_the_full_card_refuses_keeps_the_event_as_it_was(small_di
     files = event_files(small_disk, meta["id"])
     assert files["snapshot"].read_bytes() == b"s" * 1000 and files["clean"].read_bytes() == b"c" * 1000
     assert store.load(meta["id"])["snapshot"] == meta["snapshot"]
+
+
+def test_a_url_password_holding_slashes_or_at_signs_is_hidden_too():
+    """People type passwords into camera URLs unencoded: 'pa/ss@word' must vanish whole."""
+    from app.utils import redact
+    text = redact("cannot open 'rtsp://admin:pa/ss@w0rd@cam.local:554/stream1' (timeout)")
+    assert "pa/ss" not in text and "w0rd" not in text
+    assert "rtsp://admin:***@cam.local:554/stream1" in text

@@ -329,7 +329,8 @@ def test_without_a_bucket_the_process_idles_with_a_disabled_heartbeat(tmp_path, 
     try:
         beat = wait_for(lambda: state.get_json(r, keys.heartbeat("s3_upload")))
         assert beat["state"] == "disabled"
-        assert state.get_json(r, keys.S3_STATUS)["enabled"] is False
+        # Written just after the heartbeat (the same beat): wait for it rather than race it.
+        assert wait_for(lambda: state.get_json(r, keys.S3_STATUS))["enabled"] is False
         time.sleep(0.3)
         assert proc.poll() is None          # idling, not crash-looping
     finally:

@@ -27,8 +27,13 @@ def test_a_view_turned_uniform_at_once_is_blind_and_dusk_is_not():
     assert not view.update(textured(), 61.0)                          # uncovered
     dusk = ViewWatch()
     scene = textured().astype(np.float32)
-    blind = [dusk.update((scene * f).astype(np.uint8), 10.0 * i) for i, f in enumerate(np.linspace(1, 0.02, 60))]
-    assert not any(blind)                                             # ten minutes of fading light
+    blind = [dusk.update((scene * f).astype(np.uint8), 0.5 * i) for i, f in enumerate(np.linspace(1, 0.02, 1200))]
+    assert not any(blind)                                             # ten minutes of fading light, every 0.5 s
+    overlay = np.full((180, 320), 2, np.uint8)
+    cv2.putText(overlay, "2026-11-30 03:12:44 CAM1", (5, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.4, 255)
+    view = ViewWatch()
+    view.update(textured(), 0.0)
+    assert view.update(overlay, 1.0)                                  # covered, the camera's clock still printed
 
 
 class ScriptedCamera:
@@ -76,7 +81,7 @@ def test_a_covered_and_then_lost_camera_is_told_once_each_way(tmp_path, redis_ur
     settings.alerts.source_lost_s = 1
     settings.alerts.disk_free_mb = 0
     r.set(keys.CAMERA_STATUS, "true")
-    camera = ScriptedCamera(short_clip, [(3, "scene"), (7, "covered"), (9, "scene"), (12, "lost"),
+    camera = ScriptedCamera(short_clip, [(3, "scene"), (7, "covered"), (11, "scene"), (14, "lost"),
                                          (1e9, "scene")], time.monotonic())
     stop_flag = StopFlag()
     daemon = CameraDaemon(settings, state.connect(redis_url, "test"), stop_flag, open_source=camera.open)
@@ -91,7 +96,7 @@ def test_a_covered_and_then_lost_camera_is_told_once_each_way(tmp_path, redis_ur
         time.sleep(1.5)
         texts = told()
         assert len(texts) == 4, texts
-        assert "sees nothing" in texts[0] and "sees again" in texts[1]
+        assert "sees nothing" in texts[0] and "sees again (blind for 4 s)" in texts[1]
         assert "camera is lost" in texts[2] and "stopped giving frames" in texts[2]
         assert "camera is back" in texts[3]
         assert keys.ALARMS not in r.keys() or r.hlen(keys.ALARMS) == 0          # every alarm ended

@@ -24,51 +24,58 @@ def test_a_stopped_process_and_the_pis_power_are_told_once_each_way(tmp_path, re
     firmware.write_text("0x0\n")
     dog = Watchdog(settings, r, firmware=firmware)
     now = time.time()
+    dog.check(now)                                          # at start nobody has beaten yet: no alarm
     for name in ("security_system", "notifier", "watchdog"):
-        beat(r, name, now)
-    dog.check(now)
+        beat(r, name, now + 29)
+    dog.check(now + 30)                                     # ...and once they have, all is well
     assert texts(r) == []
     r.delete(keys.heartbeat("security_system"))            # the camera daemon died
     firmware.write_text("0x50005\n")                        # under-voltage and throttled now
-    for t in (1, 2, 3):
+    for t in (31, 32, 33):
         dog.check(now + t)
     told = texts(r)
     assert len(told) == 3 and "the camera daemon has stopped" in told[0]
     assert "under-volted" in told[1] and "throttled" in told[2]
     for name in ("security_system", "notifier", "watchdog"):
-        beat(r, name, now + 4)                              # restarted by systemd
+        beat(r, name, now + 34)                             # restarted by systemd
     firmware.write_text("0x50000\n")                        # only the "has happened" bits remain
-    dog.check(now + 4)
+    dog.check(now + 34)
     for name in ("security_system", "notifier", "watchdog"):
-        beat(r, name, now + 70)
-    dog.check(now + 70)                                     # power calm for a minute: over
+        beat(r, name, now + 100)
+    dog.check(now + 100)                                    # power calm for a minute: over
     told = texts(r)[3:]
     assert len(told) == 3 and "camera daemon runs again" in told[0]
-    assert any("power is fine again" in t for t in told) and any("full speed again" in t for t in told)
+    assert "power is fine again (under-volted for 3 s)" in told[1]      # 31 to 34: not the calm minute
+    assert "full speed again (throttled for 3 s)" in told[2]
 
 
 def test_redis_away_is_told_once_it_is_back_with_how_long(tmp_path):
+    """Nothing can be queued while Redis is away: the owner hears of it once it is back."""
+    import threading
+    from app import state
+    from app.utils import StopFlag
     server = RedisServer(tmp_path / "redis")
     (tmp_path / "redis").mkdir()
     server.start()
+    stop = StopFlag()
     try:
-        from app import state
         settings = load_settings(env={"REDIS_URL": server.url})
-        r = state.connect(server.url, "test", socket_timeout=0.5, connect_timeout=0.5, retries=1)
-        dog = Watchdog(settings, r, firmware=tmp_path / "absent")
-        dog.check(time.time())
+        r = state.connect(server.url, "test", socket_timeout=0.3, connect_timeout=0.3, retries=1)
+        dog = Watchdog(settings, r, firmware=tmp_path / "absent", check_s=0.1, away_min_s=1.0)
+        thread = threading.Thread(target=dog.run, args=(stop,))
+        thread.start()
+        time.sleep(0.5)
         server.stop()
-        t0 = time.time()
-        for t in (0, 95):
-            try:
-                dog.check(t0 + t)
-            except state.REDIS_DOWN:
-                dog.away_since = dog.away_since or t0 + t
+        time.sleep(2.5)                                     # away for 2-3 s
         server.start()
-        dog.check(t0 + 125)
-        assert [t for t in texts(r) if "Redis" in t] == [texts(r)[0]]
-        assert "Redis was unreachable for 2 min" in texts(r)[0]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any("Redis" in t for t in texts(r)):
+            time.sleep(0.1)
+        about = [t for t in texts(r) if "Redis" in t]
+        assert len(about) == 1 and any(f"Redis was unreachable for {n} s" in about[0] for n in (2, 3, 4)), about
+        assert thread.is_alive()                            # the outage never ended the watchdog
     finally:
+        stop.set()
         server.stop()
 
 

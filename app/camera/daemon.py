@@ -37,7 +37,7 @@ from app.camera.sources import SourceError, open_source
 from app.camera.verification import Candidate, Verification
 from app.camera.view import ViewWatch
 from app.storage.events import EventStore, Scan
-from app.utils import StopFlag, check_data_dir, disk_low, in_thread, setup_logging
+from app.utils import StopFlag, check_data_dir, disk_low, in_thread, redact, setup_logging
 
 log = logging.getLogger("security_system")
 PROCESS = "security_system"
@@ -85,6 +85,8 @@ class CameraDaemon:
         self.board = Board(self.link.call, lambda: self.link.r, camera_view=(a.covered_s, 2.0),
                            camera_source=(a.source_lost_s, 2.0), disk_writes=(0.0, 5.0), disk_low=(0.0, 60.0))
         self.view = ViewWatch()
+        self.view_restored = False
+        self.seen = None                        # the working frame the view was last judged on
         self.disk_low: str | None = None        # the data disk is nearly full (checked with each heartbeat)
         self.next_alarms = 0.0
         self.next_control = self.next_beat = self.next_retention = 0.0
@@ -251,26 +253,35 @@ class CameraDaemon:
     def check_alarms(self, now: float) -> None:
         """Tell the owner when the camera goes blind, loses its source or its disk (and when each
         is over): debounced, once each way (app/alarms.py)."""
+        if not self.board.restore():
+            return
+        if self.board.alarms["camera_view"].raised_since is not None and not self.view_restored:
+            self.view.blind = True           # blind before a restart: over only once it shows a scene
+        self.view_restored = True
         armed = self.switches.armed
         grey = self.pipeline.detector.last
-        blind = (self.s.alerts.covered and armed and self.capture.is_open and grey is not None
-                 and self.view.update(grey, now))
-        self.board.check("camera_view", blind, now, lambda since: (
-            f"pycam: the camera sees nothing since {clock(since)}: its picture went uniform at once (the "
-            "lens covered, blinded by a light, or the lights out). It keeps watching."),
-            lambda since: f"pycam: the camera sees again (blind for {duration(now - since)}).")
-        lost = armed and self.capture.state == "reopening"
-        self.board.check("camera_source", lost, now, lambda since: (
-            f"pycam: the camera is lost since {clock(since)} ({self.capture.error or 'no frames'}); "
-            "pycam keeps trying to open it again."),
-            lambda since: f"pycam: the camera is back (lost for {duration(now - since)}).")
+        # Judged only on frames just read while armed: disarming, or losing the source, is
+        # neither "covered" nor "sees again" (an alarm is left as it is meanwhile).
+        if self.s.alerts.covered and armed and self.capture.is_open and grey is not None and grey is not self.seen:
+            self.seen = grey
+            self.board.check("camera_view", self.view.update(grey, now), now, lambda since: (
+                f"pycam: the camera sees nothing since {clock(since)}: its picture went uniform at once "
+                "(the lens covered, blinded by a light, or the lights out). It keeps watching."),
+                lambda since, ended: f"pycam: the camera sees again (blind for {duration(ended - since)}).")
+        if armed:
+            # The source's own error names it only as its kind (never a URL): see Capture.error.
+            self.board.check("camera_source", self.capture.state == "reopening", now, lambda since: (
+                f"pycam: the camera is lost since {clock(since)} ({redact(self.capture.error) or 'no frames'}); "
+                "pycam keeps trying to open it again."),
+                lambda since, ended: f"pycam: the camera is back (lost for {duration(ended - since)}).")
         refused = self.recorder.disk_error
-        self.board.check("disk_writes", bool(refused), now, lambda since: (
-            f"pycam: {refused}. The camera keeps watching and alerting, without pictures."),
-            lambda since: "pycam: events are written to disk again.")
+        if refused or self.recorder.written:  # over only once an event was written again
+            self.board.check("disk_writes", bool(refused), now, lambda since: (
+                f"pycam: {refused}. The camera keeps watching and alerting, without pictures."),
+                lambda since, ended: "pycam: events are written to disk again.")
         low = self.disk_low
         self.board.check("disk_low", bool(low), now, lambda since: f"pycam: {low}.",
-                         lambda since: "pycam: the data disk has room again.")
+                         lambda since, ended: "pycam: the data disk has room again.")
 
     def _scan_store(self, delay: float = 0.0) -> Scan:
         time.sleep(delay)

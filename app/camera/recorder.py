@@ -42,6 +42,7 @@ class EventRecorder:
         self.current: dict | None = None
         self.count = 0
         self.disk_error: str | None = None   # why the last write failed; None once writes succeed
+        self.written = False                 # an event was written since start (the disk takes writes)
 
     def _jpegs(self, image, boxes, taken: float) -> tuple[bytes, bytes]:
         """The annotated snapshot (stamped with the time the frame was taken) and the clean frame."""
@@ -120,6 +121,7 @@ class EventRecorder:
         if self.disk_error:
             log.info("Events are written to disk again")
         self.disk_error = None
+        self.written = True
         return saved
 
     def _update(self, meta: dict) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import time
 
+import redis
+
 from app import alarms, health, keys, outbox, state
 from app.alarms import Board, clock, duration
 from app.watch import power
@@ -20,6 +22,7 @@ from app.watch import power
 NAME = "watchdog"
 log = logging.getLogger(NAME)
 CHECK_S = 2.0
+AWAY_MIN_S = 5.0                      # a shorter Redis outage is not news
 LAST_SEEN = "watchdog:last_seen"      # epoch seconds of its last check (no TTL): downtime at start
 NAMES = {"security_system": "the camera daemon", "notifier": "the notifier (Slack out)",
          "slack_socket": "Slack Socket Mode (Slack in)", "flask_app": "the Slack app (gunicorn)",
@@ -35,8 +38,12 @@ def call(fn, *args):
 
 
 class Watchdog:
-    def __init__(self, settings, r, firmware=None):
+    def __init__(self, settings, r, firmware=None, check_s: float = CHECK_S, away_min_s: float = AWAY_MIN_S):
         self.s, self.r = settings, r
+        self.check_s, self.away_min_s = check_s, away_min_s
+        # Processes are judged once each has had a heartbeat's lifetime to beat: at start, and
+        # after Redis was away (every heartbeat expired meanwhile).
+        self.judge_after: float | None = None
         self.firmware = firmware if firmware is not None else power.find()
         watched = [p for p in health.PROCESSES if p != NAME]
         self.board = Board(call, lambda: r, **{f"process:{p}": (0.0, 0.0) for p in watched},
@@ -50,18 +57,23 @@ class Watchdog:
     def check(self, now: float) -> None:
         """One round; raises REDIS_DOWN when Redis does not answer."""
         self.r.ping()
+        if self.judge_after is None:
+            self.judge_after = now + self.s.heartbeat_ttl_s
         if self.away_since is not None:
-            since, self.away_since = self.away_since, None
-            self.message(f"alarm:redis:{since:.3f}", f"pycam: Redis was unreachable for {duration(now - since)} "
-                         f"({clock(since)} to {clock(now)}); what was queued meanwhile follows.")
+            since = self.away_since
+            if now - since >= self.away_min_s:
+                self.message(f"alarm:redis:{since:.3f}", f"pycam: Redis was unreachable for "
+                             f"{duration(now - since)} ({clock(since)} to {clock(now)}); what was queued "
+                             "meanwhile follows.")
+            self.away_since = None                # only once the message is queued
         if not self.started:
-            self.started = True
             last = state.decode_json(self.r.get(LAST_SEEN))
             if isinstance(last, (int, float)) and now - last > self.s.heartbeat_ttl_s:
                 self.message(f"alarm:services:{last:.3f}", f"pycam: its services (Slack, presence, S3) "
                              f"were down for {duration(now - last)} ({clock(last)} to {clock(now)}).")
+            self.started = True                   # only once the message is queued
         self.r.set(LAST_SEEN, now)
-        if self.s.alerts.processes:
+        if self.s.alerts.processes and now >= self.judge_after:
             report = health.process_health(self.r, self.s, now)
             for name in health.PROCESSES:
                 if name == NAME:
@@ -69,20 +81,22 @@ class Watchdog:
                 who = NAMES.get(name, name)
                 bad = name in report and not report[name]["ok"]
                 self.board.check(f"process:{name}", bad, now,
-                                 lambda since, who=who: f"pycam: {who} has stopped (no heartbeat since "
-                                 f"{clock(since - self.s.heartbeat_ttl_s)}); it is being restarted.",
-                                 lambda since, who=who: f"pycam: {who} runs again (down for about "
-                                 f"{duration(now - since + self.s.heartbeat_ttl_s)}).")
+                                 lambda since, who=who: f"pycam: {who} has stopped (no heartbeat since about "
+                                 f"{clock(since - self.s.heartbeat_ttl_s)}).",
+                                 lambda since, ended, who=who: f"pycam: {who} runs again (down for about "
+                                 f"{duration(ended - since + self.s.heartbeat_ttl_s)}).")
         report = power.read(self.firmware) if self.s.alerts.power else None
         if report is not None:
             self.board.check("power_under_voltage", report["under_voltage"], now,
                              lambda since: "pycam: the Pi is under-volted: its power supply gives too little "
                              "(use the official 5 V supply and a short cable). The camera may stall or the SD card fail.",
-                             lambda since: f"pycam: the Pi's power is fine again (under-volted for {duration(now - since)}).")
+                             lambda since, ended: f"pycam: the Pi's power is fine again (under-volted for "
+                             f"{duration(ended - since)}).")
             self.board.check("power_throttled", report["throttled"], now,
                              lambda since: "pycam: the Pi is throttled (too hot or under-powered): frames may "
                              "be dropped. Give it air or a heatsink.",
-                             lambda since: f"pycam: the Pi runs at full speed again (throttled for {duration(now - since)}).")
+                             lambda since, ended: f"pycam: the Pi runs at full speed again (throttled for "
+                             f"{duration(ended - since)}).")
 
     def run(self, stop) -> None:
         while True:
@@ -94,8 +108,11 @@ class Watchdog:
             except state.REDIS_DOWN:
                 if self.away_since is None:
                     self.away_since = now
+                    self.judge_after = None           # every heartbeat expires meanwhile
                     log.warning("Redis unreachable; the owner is told how long once it is back")
-            if stop.wait(CHECK_S):
+            except redis.RedisError as e:             # full disk (MISCONF), read-only replica, OOM
+                log.error("Redis refused the watchdog's writes: %s", e)
+            if stop.wait(self.check_s):
                 return
 
 
