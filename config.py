@@ -24,9 +24,10 @@ from config_sections.camera import (CameraConfig, EventsConfig, MotionConfig, Pa
 from config_sections.presence import (CommandProviderConfig, LanProviderConfig, PersonConfig, PresenceConfig,
                                       ProviderConfig, RouterLoginConfig, RouterProviderConfig)
 from config_sections.model import Field, Invalid
+from config_sections.schedule import ScheduleConfig
 from config_sections.services import S3Config, SlackConfig
 
-__all__ = ["ROOT", "SAMPLE_CLIP", "ConfigError", "Section", "Settings", "AlertsConfig", "CameraConfig", "MotionConfig",
+__all__ = ["ROOT", "SAMPLE_CLIP", "ConfigError", "Section", "Settings", "AlertsConfig", "ScheduleConfig", "CameraConfig", "MotionConfig",
            "TriggerConfig", "EventsConfig", "PanTiltConfig", "VerifierConfig", "SlackConfig", "S3Config",
            "PresenceConfig", "PersonConfig", "ProviderConfig", "RouterLoginConfig", "RouterProviderConfig",
            "LanProviderConfig", "CommandProviderConfig", "load_settings", "load_or_exit", "read_dotenv", "environment",
@@ -53,6 +54,7 @@ class Settings(Section):
     s3: S3Config = Field(default_factory=S3Config)
     verifier: VerifierConfig = Field(default_factory=VerifierConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
 
     # events/ and training/ belong to app/storage (events.py and labels.py own their layout).
     @property

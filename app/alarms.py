@@ -90,9 +90,14 @@ def clear_alarm(r, name: str, since: float, text: str) -> bool:
 
 
 def active(r) -> dict[str, dict]:
-    """Every raised alarm: {name: {since, text}} (for /pycam_status)."""
+    """Every raised alarm: {name: {since, text}}."""
+    return parse(r.hgetall(keys.ALARMS))
+
+
+def parse(raw: dict | None) -> dict[str, dict]:
+    """The `alarms` hash as read from Redis (for /pycam_status, in its one round trip)."""
     out = {}
-    for name, value in (r.hgetall(keys.ALARMS) or {}).items():
+    for name, value in (raw or {}).items():
         entry = state.decode_json(value)
         if isinstance(entry, dict):
             out[name if isinstance(name, str) else name.decode()] = entry

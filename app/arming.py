@@ -2,7 +2,8 @@
 
 A /pycam_on or /pycam_off writes both in one transaction; who_is_home then leaves the armed flag
 alone while the override holds, that is while `home` is exactly what it was when the command was
-given (compared as sets). Both sides, and /pycam_status, use `manual_holds` below.
+given (compared as sets) and the same schedule window is open (or none). Both sides, and
+/pycam_status, use `manual_holds` below.
 """
 from __future__ import annotations
 
@@ -11,23 +12,25 @@ import time
 from app import keys, state
 
 
-def manual_holds(manual, home) -> bool:
-    """A manual /pycam_on|off holds while `home` is exactly what it was when the command was given."""
+def manual_holds(manual, home, window: str | None = None) -> bool:
+    """A manual /pycam_on|off holds while `home` is exactly what it was when the command was given,
+    and the schedule window open then (`window`, None for none) is the one open now."""
     return (isinstance(manual, dict) and isinstance(manual.get("home"), list) and isinstance(home, list)
-            and set(map(str, manual["home"])) == set(map(str, home)))
+            and set(map(str, manual["home"])) == set(map(str, home)) and manual.get("window") == window)
 
 
-def armed_by_hand(manual, armed: bool, home) -> bool:
+def armed_by_hand(manual, armed: bool, home, window: str | None = None) -> bool:
     """The current arming state comes from a manual command that still holds."""
-    return manual_holds(manual, home) and manual.get("state") == armed
+    return manual_holds(manual, home, window) and manual.get("state") == armed
 
 
-def set_by_hand(r, armed: bool, user_id: str, now: float | None = None) -> bool:
-    """Arm or disarm for a person (flag and override together); True when auto mode is on."""
+def set_by_hand(r, armed: bool, user_id: str, now: float | None = None, window: str | None = None) -> bool:
+    """Arm or disarm for a person (flag and override together, with the schedule window open now);
+    True when auto mode is on."""
     raw_home, raw_auto = r.mget([keys.HOME, keys.AUTO_DETECT_STATUS])
     home = state.decode_json(raw_home, [])
     manual = {"state": armed, "home": home if isinstance(home, list) else [],
-              "time": time.time() if now is None else now, "user_id": user_id}
+              "time": time.time() if now is None else now, "user_id": user_id, "window": window}
     with r.pipeline(transaction=True) as p:  # both or neither
         state.set_flag(p, keys.CAMERA_STATUS, armed)
         state.set_json(p, keys.MANUAL_OVERRIDE, manual)

@@ -20,6 +20,7 @@ FLAG_DEFAULTS = {
 # Presence.
 HOME = "home"                                  # JSON list of names home now
 PRESENCE_LAST_SEEN = "presence:last_seen"      # hash: person name -> epoch seconds last seen
+SCHEDULE = "schedule"                          # JSON {arm: [window], quiet: [window]} set from Slack; absent: pycam.yaml's (app/schedule.py)
 MANUAL_OVERRIDE = "presence:manual"            # JSON {state, home, time}: a manual /pycam_on|off holds until `home` changes
 PRESENCE_STATUS = "presence:status"            # JSON {time, home, no_data, providers: {name: {ok, error, seen, ms}}}: last poll, for /pycam_status
 

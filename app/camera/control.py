@@ -54,9 +54,10 @@ class Switches:
     notifications: bool = True
     training: bool = False
     pantilt_target: object = None
+    schedule: str | None = None   # the schedule set from Slack, as stored (None: pycam.yaml's)
 
 
-CONTROL_KEYS = (keys.CAMERA_STATUS, keys.CAMERA_NOTIFICATIONS, keys.TRAINING_MODE, keys.PANTILT)
+CONTROL_KEYS = (keys.CAMERA_STATUS, keys.CAMERA_NOTIFICATIONS, keys.TRAINING_MODE, keys.PANTILT, keys.SCHEDULE)
 
 
 def read_switches(r) -> Switches:
@@ -65,7 +66,7 @@ def read_switches(r) -> Switches:
     return Switches(armed=state.decode_flag(keys.CAMERA_STATUS, raw[0]), armed_known=raw[0] is not None,
                     notifications=state.decode_flag(keys.CAMERA_NOTIFICATIONS, raw[1]),
                     training=state.decode_flag(keys.TRAINING_MODE, raw[2]),
-                    pantilt_target=state.decode_json(raw[3]))
+                    pantilt_target=state.decode_json(raw[3]), schedule=raw[4])
 
 
 class ArmedMemory:

@@ -21,11 +21,12 @@ import logging
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
 
 import cv2
 
 import config
-from app import health, keys, outbox, state
+from app import health, keys, outbox, schedule, state
 from app.alarms import Board, clock, duration
 from app.camera.capture import Capture
 from app.camera.control import ArmedMemory, RedisLink, Switches, read_switches
@@ -70,7 +71,7 @@ class CameraDaemon:
         self.check_after = 0.0
         self.recorder = EventRecorder(self.store, settings.camera.name, settings.events.jpeg_quality)
         self.publisher = Publisher(self.link, settings.events.stream_maxlen, lambda: self.switches,
-                                   self.recorder.published)
+                                   self.recorder.published, quiet=self._quiet)
         self.pipeline = Pipeline(settings)
         self.verifying: tuple[dict, Verification] | None = None   # an event waiting for its verdict
         self.arm_at_start = arm
@@ -250,6 +251,11 @@ class CameraDaemon:
         self.recorder.ended(ended.peak_area if ended is not None else None)
 
     # ---------- the loop ----------
+    def _quiet(self, when: float) -> str | None:
+        """The quiet-hours window open at `when`, in the schedule as last read from Redis."""
+        windows = schedule.in_force(self.switches.schedule, self.s.schedule)["quiet"]
+        return schedule.open_window(windows, datetime.fromtimestamp(when))
+
     def check_alarms(self, now: float) -> None:
         """Tell the owner when the camera goes blind, loses its source or its disk (and when each
         is over): debounced, once each way (app/alarms.py)."""

@@ -17,10 +17,11 @@ class Publisher:
     """Publishes recorded events in order: the events stream, latest image and Slack job, in one
     transaction per event; a restart finds events that reached the disk but not Redis."""
 
-    def __init__(self, link: RedisLink, stream_maxlen: int, switches, on_published):
+    def __init__(self, link: RedisLink, stream_maxlen: int, switches, on_published, quiet=lambda when: None):
         self.link = link
         self.stream_maxlen = stream_maxlen
         self.switches = switches             # () -> Switches: notifications and training as they are now
+        self.quiet = quiet                   # (event time) -> the quiet-hours window open then, or None
         self.on_published = on_published     # called with each meta once it is in Redis
         self.pending: list[dict] = []        # recorded, not yet published
 
@@ -43,7 +44,9 @@ class Publisher:
         if r.exists(keys.event_published(meta["id"])):
             return True
         switches = self.switches()
-        notify = switches.notifications and meta.get("verified") is not False
+        # Quiet hours: recorded and published (it is in /pycam_status and the stream), not sent.
+        meta["quiet"] = self.quiet(meta["time"])
+        notify = switches.notifications and meta.get("verified") is not False and not meta["quiet"]
         meta["notified"] = notify
         pipe = r.pipeline(transaction=True)
         pipe.xadd(keys.EVENTS, {"event": json.dumps(meta)}, maxlen=self.stream_maxlen, approximate=True)

@@ -14,12 +14,13 @@ import logging
 import sys
 import threading
 import time
+from datetime import datetime
 from typing import Any, Callable
 
 import redis
 
 import config
-from app import health, keys, outbox, state, utils
+from app import health, keys, outbox, schedule, state, utils
 from app.backoff import Backoff
 from app.presence import rules
 from app.presence.providers import Provider, ProviderError, SetupError, build_providers
@@ -54,9 +55,11 @@ class WhoIsHome:
     """The poll loop. `now` is the clock for presence decisions (tests advance their own)."""
 
     def __init__(self, r, cfg: config.PresenceConfig, providers: list[Provider],
-                 now: Callable[[], float] = time.time, heartbeat_ttl_s: float = 30):
+                 now: Callable[[], float] = time.time, heartbeat_ttl_s: float = 30,
+                 schedule_cfg: config.ScheduleConfig | None = None):
         self.r = r
         self.cfg = cfg
+        self.schedule_cfg = schedule_cfg or config.ScheduleConfig()
         self.providers = providers
         self.now = now
         self.heartbeat_ttl_s = heartbeat_ttl_s
@@ -154,12 +157,14 @@ class WhoIsHome:
         with self.r.pipeline() as pipe:
             while True:
                 try:
-                    pipe.watch(keys.MANUAL_OVERRIDE, keys.CAMERA_STATUS, keys.AUTO_DETECT_STATUS)
+                    pipe.watch(keys.MANUAL_OVERRIDE, keys.CAMERA_STATUS, keys.AUTO_DETECT_STATUS, keys.SCHEDULE)
                     manual = state.get_json(pipe, keys.MANUAL_OVERRIDE)
+                    arm_windows = schedule.read(pipe, self.schedule_cfg)["arm"]
                     decision = rules.decide(
                         outcome, auto=state.get_flag(pipe, keys.AUTO_DETECT_STATUS),
                         armed=state.get_flag(pipe, keys.CAMERA_STATUS), manual=manual,
-                        people_configured=bool(self.people))
+                        people_configured=bool(self.people), scheduled=bool(arm_windows),
+                        window=schedule.open_window(arm_windows, datetime.fromtimestamp(now)))
                     pipe.multi()
                     state.set_json(pipe, keys.HOME, outcome.home)
                     if outcome.seen:
@@ -268,7 +273,8 @@ def serve(settings, r, stop) -> int:
             if rules.normalize_mac(d) == d and rules.is_randomised(d):
                 log.info("%s: %s is a private (randomised) address; it is stable only while the phone "
                          "keeps one per network", person.name, rules.mask_mac(d))
-    app = WhoIsHome(r, settings.presence, providers, heartbeat_ttl_s=settings.heartbeat_ttl_s)
+    app = WhoIsHome(r, settings.presence, providers, heartbeat_ttl_s=settings.heartbeat_ttl_s,
+                    schedule_cfg=settings.schedule)
     try:
         if not state.wait_for_redis(r, stop):
             return 0

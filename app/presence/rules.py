@@ -135,22 +135,31 @@ def _names(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def decide(outcome: Outcome, *, auto: bool, armed: bool, manual, people_configured: bool = True) -> Decision:
-    """Armed exactly when nobody is home, while auto mode is on and no manual command holds.
+def decide(outcome: Outcome, *, auto: bool, armed: bool, manual, people_configured: bool = True,
+           window: str | None = None, scheduled: bool = False) -> Decision:
+    """Armed exactly when nobody is home or a schedule window (`window`, the one open now) is open,
+    while auto mode is on and no manual command holds (it holds until someone arrives or leaves, or
+    a window opens or closes).
 
     Arming needs data for everyone; disarming needs it too, unless an arrival was seen this poll
-    (seeing someone is evidence enough).
+    (seeing someone is evidence enough). `scheduled`: arm windows are set at all.
     """
-    clear = manual is not None and not manual_holds(manual, outcome.home)
-    if not people_configured:
+    clear = manual is not None and not manual_holds(manual, outcome.home, window)
+    if not people_configured and not scheduled:
         return Decision(None, clear, None, "no people configured")
     if not auto:
         return Decision(None, clear, None, "auto_detect_status is off")
     if manual is not None and not clear:
-        return Decision(None, False, None, "a manual command holds until someone arrives or leaves")
-    want = not outcome.home
+        return Decision(None, False, None, "a manual command holds until someone arrives or leaves, "
+                                           "or a schedule window opens or closes")
+    away = people_configured and not outcome.home
+    want = away or window is not None
     if want == armed:
         return Decision(None, clear, None, "already " + ("armed" if armed else "disarmed"))
+    if want and not away:
+        return Decision(True, clear, f"Armed: the schedule ({window})", f"schedule {window}")
+    if not want and not people_configured:
+        return Decision(False, clear, "Disarmed: the schedule window closed", "schedule window closed")
     if want:
         if not outcome.complete:
             return Decision(None, clear, None, "no data for " + _names(outcome.no_data))

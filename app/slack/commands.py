@@ -13,7 +13,9 @@ from typing import Callable
 
 import redis
 
-from app import arming, keys, outbox, state
+from datetime import datetime
+
+from app import arming, keys, outbox, schedule, state
 from app.slack import messages, status
 from app.slack.messages import ephemeral
 from app.storage import events
@@ -36,7 +38,9 @@ ROTATE_USAGE = ("Usage: `/rotate PAN TILT`, two whole numbers of degrees from -9
                 "(e.g. `/rotate 30 -10`). `/rotate` alone shows where the camera points.")
 HELP = "\n".join([
     "*pycam commands* (each also works as `/pycam <command>`, e.g. `/pycam status`):",
-    "`/pycam_on`, `/pycam_off`: arm or disarm (wins over presence until someone arrives or leaves)",
+    "`/pycam_on`, `/pycam_off`: arm or disarm (wins over presence and the schedule until someone arrives "
+    "or leaves, or a schedule window opens or closes)",
+    "`/pycam_schedule`: arm windows and quiet hours (`/pycam_schedule help`)",
     "`/pycam_status`: what pycam is doing",
     "`/pycam_latest`: the latest snapshot",
     "`/notifications_on`, `/notifications_off`: alerts in Slack (events are recorded either way)",
@@ -72,7 +76,8 @@ def run(r: redis.Redis, settings, cmd: Command) -> dict:
 
 def _arm(armed: bool):
     def handler(r: redis.Redis, settings, cmd: Command) -> dict:
-        auto = arming.set_by_hand(r, armed, cmd.user_id)
+        window = schedule.open_window(schedule.read(r, settings.schedule)["arm"], datetime.now())
+        auto = arming.set_by_hand(r, armed, cmd.user_id, window=window)
         log.info("%s by %s", "Armed" if armed else "Disarmed", cmd.user_id)
         text = "pycam is *armed*." if armed else "pycam is *disarmed*."
         if auto:
@@ -139,6 +144,47 @@ def cmd_rotate(r: redis.Redis, settings, cmd: Command) -> dict:
                      "afterwards, so the move raises no alert.")
 
 
+SCHEDULE_USAGE = "\n".join([
+    "*Schedule* (the camera is armed when nobody is home or an arm window is open; quiet hours record "
+    "events without sending them, health alerts still come):",
+    "`/pycam_schedule`: show it",
+    "`/pycam_schedule arm mon-fri 08:30-17:30`: add an arm window (days: daily, weekdays, weekends, "
+    "mon..sun, lists and ranges; a window may run past midnight)",
+    "`/pycam_schedule quiet daily 22:00-07:00`: add quiet hours",
+    "`/pycam_schedule clear arm|quiet|all`: remove windows",
+    "`/pycam_schedule reset`: back to the windows in pycam.yaml",
+])
+
+
+def cmd_schedule(r: redis.Redis, settings, cmd: Command) -> dict:
+    words = cmd.text.split()
+    current = schedule.read(r, settings.schedule)
+    if not words:
+        return ephemeral(f"Schedule: {schedule.describe(current, datetime.now())}.")
+    verb = words[0].lower()
+    if verb in schedule.KINDS and len(words) >= 2:
+        try:
+            window = schedule.parse_window(" ".join(words[1:]))
+        except schedule.ScheduleError as e:
+            return ephemeral(f"{e}.\n{SCHEDULE_USAGE}")
+        if window not in current[verb]:
+            current[verb].append(window)
+        schedule.save(r, current)
+    elif verb == "clear" and len(words) == 2 and words[1].lower() in (*schedule.KINDS, "all"):
+        for kind in schedule.KINDS:
+            if words[1].lower() in (kind, "all"):
+                current[kind] = []
+        schedule.save(r, current)
+    elif verb == "reset" and len(words) == 1:
+        r.delete(keys.SCHEDULE)
+        current = schedule.read(r, settings.schedule)
+    else:
+        return ephemeral(SCHEDULE_USAGE)
+    log.info("Schedule set to %s by %s", current, cmd.user_id)
+    return ephemeral(f"Schedule: {schedule.describe(current, datetime.now())}. "
+                     "Presence checks it at each poll, so a window arms within `presence.poll_s`.")
+
+
 def cmd_help(r: redis.Redis, settings, cmd: Command) -> dict:
     return ephemeral(HELP)
 
@@ -156,8 +202,9 @@ HANDLERS: dict[str, Callable[[redis.Redis, object, Command], dict]] = {
     "training_on": _flag(keys.TRAINING_MODE, True, "Training mode is *on*: alerts carry Occupied / Unoccupied buttons."),
     "training_off": _flag(keys.TRAINING_MODE, False, "Training mode is *off*."),
     "rotate": cmd_rotate,
+    "schedule": cmd_schedule,
     "help": cmd_help,
 }
 # Slash command names (as registered in slack-app-manifest.yml) that differ from their subcommand.
 SLASH_ALIASES = {"pycam_on": "on", "pycam_off": "off", "pycam_status": "status", "pycam_latest": "latest",
-                 "pycam_help": "help"}
+                 "pycam_help": "help", "pycam_schedule": "schedule"}

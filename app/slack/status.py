@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import shutil
 import time
+from datetime import datetime
 
 import redis
 
-from app import alarms, arming, health, keys, state, utils
+from app import alarms, arming, health, keys, schedule, state, utils
 from app.slack import messages
 
 
@@ -57,15 +58,20 @@ def status_text(r: redis.Redis, settings, now: float | None = None) -> str:
         p.mget(STATUS_KEYS + [keys.heartbeat(name) for name in health.PROCESSES])
         p.xrevrange(keys.EVENTS, count=1)
         p.llen(keys.SLACK_PARKED)
-        raw, newest, parked = p.execute()
+        p.get(keys.SCHEDULE)
+        p.hgetall(keys.ALARMS)
+        raw, newest, parked, raw_schedule, raw_alarms = p.execute()
     v = dict(zip(STATUS_KEYS, raw))
     flag = {k: state.decode_flag(k, v[k]) for k in keys.FLAG_DEFAULTS}
     beats = {name: state.decode_json(b) for name, b in zip(health.PROCESSES, raw[len(STATUS_KEYS):])}
     yes = {True: "on", False: "off"}
     armed, manual, home = flag[keys.CAMERA_STATUS], state.decode_json(v[keys.MANUAL_OVERRIDE]), state.decode_json(v[keys.HOME], [])
+    plan = schedule.in_force(raw_schedule, settings.schedule)
+    window = schedule.open_window(plan["arm"], datetime.fromtimestamp(now))
     lines = ["*pycam status*",
              f"Armed: {'*yes*' if armed else '*no*'}"
-             + (" (set by hand)" if arming.armed_by_hand(manual, armed, home) else ""),
+             + (" (set by hand)" if arming.armed_by_hand(manual, armed, home, window) else ""),
+             f"Schedule: {schedule.describe(plan, datetime.fromtimestamp(now))}",
              f"Notifications: {yes[flag[keys.CAMERA_NOTIFICATIONS]]}",
              f"Auto mode: {yes[flag[keys.AUTO_DETECT_STATUS]]}",
              f"Training mode: {yes[flag[keys.TRAINING_MODE]]}",
@@ -83,7 +89,7 @@ def status_text(r: redis.Redis, settings, now: float | None = None) -> str:
     if parked:
         lines.append(f"Slack messages set aside after unexpected errors: {parked} (tried again every 15 min; "
                      "see logs/notifier.log)")
-    problems = alarms.active(r)
+    problems = alarms.parse(raw_alarms)
     if problems:
         lines.append("Problems now (told when each began; Slack hears again when each ends):")
         for name in sorted(problems, key=lambda n: problems[n].get("since", 0)):
