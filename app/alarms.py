@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from app import keys, outbox, state
 
+LOG_SIZE = 200          # problems kept for the daily digest
+
 
 @dataclass
 class Alarm:
@@ -75,6 +77,8 @@ def raise_alarm(r, name: str, since: float, text: str) -> bool:
     """Record the alarm and queue its start message, together."""
     with r.pipeline(transaction=True) as p:
         p.hset(keys.ALARMS, name, json.dumps({"since": since, "text": text}))
+        p.lpush(keys.ALARMS_LOG, json.dumps({"name": name, "since": since, "text": text}))
+        p.ltrim(keys.ALARMS_LOG, 0, LOG_SIZE - 1)
         outbox.enqueue(p, outbox.make_job("message", f"alarm:{name}:{since:.3f}:start", text=text))
         p.execute()
     return True

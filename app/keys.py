@@ -44,6 +44,8 @@ SLACK_PARKED = "slack:parked"                  # list of JSON {job, error, time}
 S3_STATUS = "s3:status"                        # JSON {ok, error, pending, uploaded, time}
 
 HEARTBEAT_PREFIX = "heartbeat:"                # + process name (app/health.py lists them)
+DIGEST_SENT_PREFIX = "digest:sent:"           # + local date: the daily digest was queued (app/watch/digest.py)
+ALARMS_LOG = "alarms:log"                      # list of JSON {name, since, text}, newest first, capped: problems told (the digest)
 ALARMS = "alarms"                              # hash: alarm name -> JSON {since, text}: problems the owner was told of (app/alarms.py)
 
 

@@ -62,6 +62,10 @@ class ScheduleConfig(Section):
         "Quiet hours: events are recorded but not sent to Slack (health alerts still are), e.g. "
         "['daily 22:00-07:00']."))
 
+    digest: str | None = Field(None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description=(
+        "HH:MM: a daily digest in Slack at this time: the last 24 hours' events by verdict, health "
+        "problems, uptime. Unset: none."))
+
     @field_validator("arm", "quiet")
     @classmethod
     def _windows(cls, v: list[str]) -> list[str]:

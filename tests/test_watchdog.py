@@ -91,3 +91,32 @@ def test_after_the_services_were_down_the_watchdog_says_for_how_long(tmp_path, r
     again = Watchdog(settings, r, firmware=tmp_path / "absent")             # a plain restart: nothing to tell
     again.check(now + 5)
     assert len(texts(r)) == 1
+
+
+def test_the_daily_digest_comes_once_at_its_time_with_events_by_verdict_and_problems(tmp_path, redis_url, r):
+    from datetime import datetime
+    from app import alarms
+    f = tmp_path / "pycam.yaml"
+    f.write_text("schedule:\n  digest: '08:00'\n")
+    settings = load_settings(env={"REDIS_URL": redis_url}, config_path=f)
+    morning = datetime(2026, 11, 30, 8, 0, 30).timestamp()
+    r.xadd(keys.EVENTS, {"event": json.dumps({"id": "old", "notified": True})}, id=f"{int((morning - 2 * 86400) * 1000)}-0")
+    kinds = [{"notified": True}, {"notified": True}, {"verified": False, "notified": False},
+             {"quiet": "daily 22:00-07:00", "notified": False}]
+    for i, extra in enumerate(kinds):                      # the last day, oldest first
+        r.xadd(keys.EVENTS, {"event": json.dumps({"id": f"e{i}", **extra})},
+               id=f"{int((morning - 3600 * (len(kinds) - i)) * 1000)}-0")
+    alarms.raise_alarm(r, "camera_source", morning - 7200, "pycam: the camera is lost since 06:00:30")
+    dog = Watchdog(settings, r, firmware=tmp_path / "absent")
+    for name in ("security_system", "notifier", "watchdog"):
+        beat(r, name, morning - 60)
+    dog.check(morning - 60)                                  # 07:59:30: not yet
+    assert not any("digest" in t for t in texts(r))
+    for name in ("security_system", "notifier", "watchdog"):
+        beat(r, name, morning)
+    dog.check(morning)
+    dog.check(morning + 60)                                  # and only once
+    digests = [t for t in texts(r) if "daily digest" in t]
+    assert len(digests) == 1
+    assert "4 events: 2 sent, 1 held back by the verifier, 1 in quiet hours" in digests[0]
+    assert "1 health problem" in digests[0] and "the camera is lost" in digests[0]

@@ -17,7 +17,7 @@ import redis
 
 from app import alarms, health, keys, outbox, state
 from app.alarms import Board, clock, duration
-from app.watch import power
+from app.watch import digest, power
 
 NAME = "watchdog"
 log = logging.getLogger(NAME)
@@ -49,6 +49,7 @@ class Watchdog:
         self.board = Board(call, lambda: r, **{f"process:{p}": (0.0, 0.0) for p in watched},
                            power_under_voltage=(0.0, 60.0), power_throttled=(0.0, 60.0))
         self.away_since: float | None = None       # Redis unreachable since
+        self.up_since = time.time()
         self.started = False
 
     def message(self, job_id: str, text: str) -> None:
@@ -85,6 +86,7 @@ class Watchdog:
                                  f"{clock(since - self.s.heartbeat_ttl_s)}).",
                                  lambda since, ended, who=who: f"pycam: {who} runs again (down for about "
                                  f"{duration(ended - since + self.s.heartbeat_ttl_s)}).")
+        digest.send_if_due(self.r, self.s.schedule.digest, now, self.up_since, digest.pi_uptime())
         report = power.read(self.firmware) if self.s.alerts.power else None
         if report is not None:
             self.board.check("power_under_voltage", report["under_voltage"], now,
