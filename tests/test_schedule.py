@@ -90,3 +90,19 @@ def test_quiet_hours_record_and_publish_but_send_nothing(tmp_path, redis_url, r)
     published = json.loads(r.xrange(keys.EVENTS)[0][1]["event"])
     assert published["quiet"] == "daily 00:00-23:59" and published["notified"] is False
     assert r.xlen(keys.SLACK_OUTBOX) == 0
+
+
+def test_pycam_events_lists_the_last_events_with_what_became_of_each(r, tmp_path):
+    from app.slack import commands
+    settings = load_settings(env={"PYCAM_DATA_DIR": str(tmp_path / "data")})
+    for i, extra in enumerate([{"notified": True, "verified": True}, {"verified": False, "notified": False},
+                               {"quiet": "daily 22:00-07:00", "notified": False}]):
+        r.xadd(keys.EVENTS, {"event": json.dumps({"id": f"20261130-0{i}0000-abcdef", "time": 1.8e9 + i,
+                                                  "area": 0.05, **extra})})
+    cmd = lambda text: commands.run(r, settings, commands.Command("events", text, "U1", "ann", ""))["text"]
+    lines = [line for line in cmd("").splitlines() if line.startswith("•")]
+    assert len(lines) == 3
+    assert "recorded in quiet hours" in lines[0] and "held back by the verifier" in lines[1]
+    assert "sent (verified)" in lines[2] and "20261130-000000-abcdef" in lines[2]
+    assert len([x for x in cmd("1").splitlines() if x.startswith("•")]) == 1
+    assert "Usage" in cmd("all of them")

@@ -43,6 +43,7 @@ HELP = "\n".join([
     "`/pycam_schedule`: arm windows and quiet hours (`/pycam_schedule help`)",
     "`/pycam_status`: what pycam is doing",
     "`/pycam_latest`: the latest snapshot",
+    "`/pycam_events [N]`: the last events and what became of each (sent, held back, quiet hours)",
     "`/notifications_on`, `/notifications_off`: alerts in Slack (events are recorded either way)",
     "`/auto_detect_on`, `/auto_detect_off`: arm when everyone has left, disarm when someone is home",
     "`/training_on`, `/training_off`: Occupied / Unoccupied buttons on alerts",
@@ -185,6 +186,41 @@ def cmd_schedule(r: redis.Redis, settings, cmd: Command) -> dict:
                      "Presence checks it at each poll, so a window arms within `presence.poll_s`.")
 
 
+EVENTS_USAGE = "Usage: `/pycam_events [N]`, the last N events (1 to 50, default 10) with what became of each."
+
+
+def verdict(meta: dict) -> str:
+    """What became of an event, for a person."""
+    if meta.get("verified") is False:
+        return "held back by the verifier"
+    if meta.get("quiet"):
+        return "recorded in quiet hours"
+    if meta.get("notified"):
+        return "sent" + (" (verified)" if meta.get("verified") is True else "")
+    return "not sent (notifications off)"
+
+
+def cmd_events(r: redis.Redis, settings, cmd: Command) -> dict:
+    """The last events with their verdicts: one the verifier held back is still there to see."""
+    words = cmd.text.split()
+    if len(words) > 1 or (words and not (words[0].isdigit() and 1 <= int(words[0]) <= 50)):
+        return ephemeral(EVENTS_USAGE)
+    count = int(words[0]) if words else 10
+    lines = []
+    for _, fields in r.xrevrange(keys.EVENTS, count=count):
+        meta = state.decode_json(fields.get("event"))
+        if not isinstance(meta, dict) or not events.is_event_id(meta.get("id")):
+            continue
+        area = meta.get("area")
+        lines.append(f"• {messages.when(meta.get('time'))}: {verdict(meta)}"
+                     + (f", {area:.1%} of the view" if isinstance(area, (int, float)) else "")
+                     + f" (`{meta['id']}`)")
+    if not lines:
+        return ephemeral("No events yet.")
+    return ephemeral(f"*The last {len(lines)} event{'s' * (len(lines) > 1)}*, newest first "
+                     "(snapshots in the data dir's events/ folder):\n" + "\n".join(lines))
+
+
 def cmd_help(r: redis.Redis, settings, cmd: Command) -> dict:
     return ephemeral(HELP)
 
@@ -203,8 +239,9 @@ HANDLERS: dict[str, Callable[[redis.Redis, object, Command], dict]] = {
     "training_off": _flag(keys.TRAINING_MODE, False, "Training mode is *off*."),
     "rotate": cmd_rotate,
     "schedule": cmd_schedule,
+    "events": cmd_events,
     "help": cmd_help,
 }
 # Slash command names (as registered in slack-app-manifest.yml) that differ from their subcommand.
 SLASH_ALIASES = {"pycam_on": "on", "pycam_off": "off", "pycam_status": "status", "pycam_latest": "latest",
-                 "pycam_help": "help", "pycam_schedule": "schedule"}
+                 "pycam_help": "help", "pycam_schedule": "schedule", "pycam_events": "events"}
