@@ -84,6 +84,14 @@ def raise_alarm(r, name: str, since: float, text: str) -> bool:
     return True
 
 
+def log_problem(r, name: str, since: float, text: str) -> None:
+    """Note a problem told without an alarm (Redis away, the services down) for the daily digest."""
+    with r.pipeline(transaction=True) as p:
+        p.lpush(keys.ALARMS_LOG, json.dumps({"name": name, "since": since, "text": text}))
+        p.ltrim(keys.ALARMS_LOG, 0, LOG_SIZE - 1)
+        p.execute()
+
+
 def clear_alarm(r, name: str, since: float, text: str) -> bool:
     """Forget the alarm and queue its end message, together."""
     with r.pipeline(transaction=True) as p:

@@ -13,10 +13,15 @@ from app import keys, state
 
 
 def manual_holds(manual, home, window: str | None = None) -> bool:
-    """A manual /pycam_on|off holds while `home` is exactly what it was when the command was given,
-    and the schedule window open then (`window`, None for none) is the one open now."""
-    return (isinstance(manual, dict) and isinstance(manual.get("home"), list) and isinstance(home, list)
-            and set(map(str, manual["home"])) == set(map(str, home)) and manual.get("window") == window)
+    """Whether a manual /pycam_on|off still holds. Given inside a schedule window, it holds until
+    that window closes (someone coming home meanwhile must not re-arm the camera they disarmed);
+    given outside one, until `home` differs from what it was then, or a window opens."""
+    if not isinstance(manual, dict) or manual.get("window") != window:
+        return False
+    if window is not None:
+        return True
+    return (isinstance(manual.get("home"), list) and isinstance(home, list)
+            and set(map(str, manual["home"])) == set(map(str, home)))
 
 
 def armed_by_hand(manual, armed: bool, home, window: str | None = None) -> bool:

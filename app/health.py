@@ -30,8 +30,8 @@ def expected_processes(settings) -> list[str]:
         expected.append("flask_app")          # HTTP mode: Slack posts to gunicorn
     if settings.slack.app_token:
         expected.append("slack_socket")       # Socket Mode: the way Slack reaches the Pi
-    if settings.presence.people:
-        expected.append("who_is_home")
+    if settings.presence.people or settings.schedule.arm:
+        expected.append("who_is_home")        # it also applies the schedule's arm windows
     if settings.s3.bucket:
         expected.append("s3_upload")
     return expected

@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+import redis
+
 from app import keys, state
 from config_sections.schedule import DAYS, ScheduleError, parse_days, parse_window
 
@@ -45,8 +47,13 @@ def from_settings(cfg) -> dict[str, list[str]]:
 
 
 def read(r, cfg) -> dict[str, list[str]]:
-    """The schedule in force: the one set from Slack, or else pycam.yaml's."""
-    return in_force(r.get(keys.SCHEDULE), cfg)
+    """The schedule in force: the one set from Slack, or else pycam.yaml's (also when the stored
+    value is unreadable, or not even a string: presence must go on arming)."""
+    try:
+        raw = r.get(keys.SCHEDULE)
+    except redis.ResponseError:
+        raw = None
+    return in_force(raw, cfg)
 
 
 def in_force(raw, cfg) -> dict[str, list[str]]:

@@ -39,8 +39,10 @@ def parse_window(text: str) -> str:
         raise ScheduleError(f"{text!r}: a window is DAYS HH:MM-HH:MM, for example 'mon-fri 08:30-17:30'")
     days = parse_days(m.group(1))
     h1, m1, h2, m2 = (int(m.group(i)) for i in range(2, 6))
-    if not (h1 < 24 and h2 < 24 and m1 < 60 and m2 < 60) or (h1, m1) == (h2, m2):
-        raise ScheduleError(f"{text!r}: times are 00:00 to 23:59, and a window cannot be empty")
+    end_of_day = (h2, m2) == (24, 0)                   # `daily 00:00-24:00`: the whole day
+    if not (h1 < 24 and (h2 < 24 or end_of_day) and m1 < 60 and m2 < 60) or (h1, m1) == (h2, m2):
+        raise ScheduleError(f"{text!r}: times are 00:00 to 23:59 (24:00 may end a window), and a "
+                            "window cannot be empty")
     return f"{_days_text(days)} {h1:02d}:{m1:02d}-{h2:02d}:{m2:02d}"
 
 
@@ -60,7 +62,7 @@ class ScheduleConfig(Section):
         "the camera is armed when nobody is home or a window is open. /pycam_schedule overrides them."))
     quiet: list[str] = Field(default_factory=list, description=(
         "Quiet hours: events are recorded but not sent to Slack (health alerts still are), e.g. "
-        "['daily 22:00-07:00']."))
+        "['daily 00:00-06:00']. They win over arm windows: do not overlap the two unless you mean it."))
 
     digest: str | None = Field(None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description=(
         "HH:MM: a daily digest in Slack at this time: the last 24 hours' events by verdict, health "

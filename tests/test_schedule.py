@@ -106,3 +106,38 @@ def test_pycam_events_lists_the_last_events_with_what_became_of_each(r, tmp_path
     assert "sent (verified)" in lines[2] and "20261130-000000-abcdef" in lines[2]
     assert len([x for x in cmd("1").splitlines() if x.startswith("•")]) == 1
     assert "Usage" in cmd("all of them")
+
+
+def test_the_edges_a_reviewer_found():
+    # A window arms even when presence lacks data for someone (nobody seen home).
+    no_data = rules.Outcome(home=[], arrived=[], left=[], seen=[], no_data=["bob"])
+    d = rules.decide(no_data, auto=True, armed=False, manual=None, window="daily 23:00-06:00", scheduled=True)
+    assert d.armed is True
+    # The window closes with Ann seen at home (Bob unknown): seeing her is evidence enough to disarm.
+    ann_seen = rules.Outcome(home=["ann"], arrived=[], left=[], seen=["ann"], no_data=["bob"])
+    d = rules.decide(ann_seen, auto=True, armed=True, manual=None, window=None, scheduled=True)
+    assert d.armed is False
+    # /pycam_off inside a window with nobody home, then Ann comes home: it stays off until the window closes.
+    manual = {"state": False, "home": [], "window": "daily 23:00-06:00"}
+    arrived = rules.Outcome(home=["ann"], arrived=["ann"], left=[], seen=["ann"], no_data=[])
+    d = rules.decide(arrived, auto=True, armed=False, manual=manual, window="daily 23:00-06:00", scheduled=True)
+    assert d.armed is None and not d.clear_manual
+    # A whole day can be written.
+    assert schedule.parse_window("daily 00:00-24:00") == "daily 00:00-24:00"
+    assert schedule.open_window(["daily 00:00-24:00"], datetime(2026, 11, 30, 23, 59))
+
+
+def test_a_bad_schedule_in_redis_falls_back_to_the_yaml_and_presence_still_arms(r, tmp_path):
+    from app.presence.daemon import WhoIsHome
+    f = tmp_path / "pycam.yaml"
+    f.write_text("schedule:\n  arm: ['daily 00:00-24:00']\n")
+    settings = load_settings(env={}, config_path=f)
+    r.hset(keys.SCHEDULE, "not", "a string")                         # a wrong-typed key
+    r.set(keys.AUTO_DETECT_STATUS, "true")
+    app = WhoIsHome(r, settings.presence, [], schedule_cfg=settings.schedule)
+    app.poll_once()
+    assert r.get(keys.CAMERA_STATUS) == "true"
+    told = [json.loads(f["job"])["text"] for _, f in r.xrange(keys.SLACK_OUTBOX)]
+    assert told == ["Armed: the schedule (daily 00:00-24:00)"]
+    from app.slack import commands
+    assert "Usage" in commands.run(r, settings, commands.Command("events", "²", "U1", "ann", ""))["text"]

@@ -156,7 +156,7 @@ def decide(outcome: Outcome, *, auto: bool, armed: bool, manual, people_configur
     want = away or window is not None
     if want == armed:
         return Decision(None, clear, None, "already " + ("armed" if armed else "disarmed"))
-    if want and not away:
+    if window is not None:           # armed by the window, whatever presence knows
         return Decision(True, clear, f"Armed: the schedule ({window})", f"schedule {window}")
     if not want and not people_configured:
         return Decision(False, clear, "Disarmed: the schedule window closed", "schedule window closed")
@@ -166,7 +166,8 @@ def decide(outcome: Outcome, *, auto: bool, armed: bool, manual, people_configur
         return Decision(True, clear, "Armed: nobody home", "nobody home")
     if outcome.arrived:
         text = f"Disarmed: {_names(outcome.arrived)} arrived"
-    elif outcome.complete:
+    elif outcome.complete or any(name in outcome.seen for name in outcome.home):
+        # Seeing someone at home is evidence enough (after a window closed, say), as an arrival is.
         text = f"Disarmed: {_names(outcome.home)} {'is' if len(outcome.home) == 1 else 'are'} home"
     else:
         return Decision(None, clear, None, "no data for " + _names(outcome.no_data))

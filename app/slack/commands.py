@@ -151,7 +151,7 @@ SCHEDULE_USAGE = "\n".join([
     "`/pycam_schedule`: show it",
     "`/pycam_schedule arm mon-fri 08:30-17:30`: add an arm window (days: daily, weekdays, weekends, "
     "mon..sun, lists and ranges; a window may run past midnight)",
-    "`/pycam_schedule quiet daily 22:00-07:00`: add quiet hours",
+    "`/pycam_schedule quiet daily 00:00-06:00`: add quiet hours (they win over arm windows)",
     "`/pycam_schedule clear arm|quiet|all`: remove windows",
     "`/pycam_schedule reset`: back to the windows in pycam.yaml",
 ])
@@ -182,8 +182,10 @@ def cmd_schedule(r: redis.Redis, settings, cmd: Command) -> dict:
     else:
         return ephemeral(SCHEDULE_USAGE)
     log.info("Schedule set to %s by %s", current, cmd.user_id)
+    auto = state.get_flag(r, keys.AUTO_DETECT_STATUS)
     return ephemeral(f"Schedule: {schedule.describe(current, datetime.now())}. "
-                     "Presence checks it at each poll, so a window arms within `presence.poll_s`.")
+                     + ("Presence checks it at each poll, so a window arms within `presence.poll_s`."
+                        if auto else "Auto mode is *off*: windows arm nothing until `/auto_detect_on`."))
 
 
 EVENTS_USAGE = "Usage: `/pycam_events [N]`, the last N events (1 to 50, default 10) with what became of each."
@@ -203,7 +205,7 @@ def verdict(meta: dict) -> str:
 def cmd_events(r: redis.Redis, settings, cmd: Command) -> dict:
     """The last events with their verdicts: one the verifier held back is still there to see."""
     words = cmd.text.split()
-    if len(words) > 1 or (words and not (words[0].isdigit() and 1 <= int(words[0]) <= 50)):
+    if len(words) > 1 or (words and not (words[0].isascii() and words[0].isdecimal() and 1 <= int(words[0]) <= 50)):
         return ephemeral(EVENTS_USAGE)
     count = int(words[0]) if words else 10
     lines = []

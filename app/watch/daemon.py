@@ -52,8 +52,10 @@ class Watchdog:
         self.up_since = time.time()
         self.started = False
 
-    def message(self, job_id: str, text: str) -> None:
+    def message(self, job_id: str, text: str, since: float) -> None:
+        """A problem told once it is over (no alarm to raise): queued, and kept for the digest."""
         outbox.enqueue(self.r, outbox.make_job("message", job_id, text=text))
+        alarms.log_problem(self.r, job_id.split(":")[1], since, text)
 
     def check(self, now: float) -> None:
         """One round; raises REDIS_DOWN when Redis does not answer."""
@@ -65,13 +67,13 @@ class Watchdog:
             if now - since >= self.away_min_s:
                 self.message(f"alarm:redis:{since:.3f}", f"pycam: Redis was unreachable for "
                              f"{duration(now - since)} ({clock(since)} to {clock(now)}); what was queued "
-                             "meanwhile follows.")
+                             "meanwhile follows.", since)
             self.away_since = None                # only once the message is queued
         if not self.started:
             last = state.decode_json(self.r.get(LAST_SEEN))
             if isinstance(last, (int, float)) and now - last > self.s.heartbeat_ttl_s:
                 self.message(f"alarm:services:{last:.3f}", f"pycam: its services (Slack, presence, S3) "
-                             f"were down for {duration(now - last)} ({clock(last)} to {clock(now)}).")
+                             f"were down for {duration(now - last)} ({clock(last)} to {clock(now)}).", last)
             self.started = True                   # only once the message is queued
         self.r.set(LAST_SEEN, now)
         if self.s.alerts.processes and now >= self.judge_after:
