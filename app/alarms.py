@@ -77,8 +77,7 @@ def raise_alarm(r, name: str, since: float, text: str) -> bool:
     """Record the alarm and queue its start message, together."""
     with r.pipeline(transaction=True) as p:
         p.hset(keys.ALARMS, name, json.dumps({"since": since, "text": text}))
-        p.lpush(keys.ALARMS_LOG, json.dumps({"name": name, "since": since, "text": text}))
-        p.ltrim(keys.ALARMS_LOG, 0, LOG_SIZE - 1)
+        _log(p, name, since, text)
         outbox.enqueue(p, outbox.make_job("message", f"alarm:{name}:{since:.3f}:start", text=text))
         p.execute()
     return True
@@ -87,9 +86,14 @@ def raise_alarm(r, name: str, since: float, text: str) -> bool:
 def log_problem(r, name: str, since: float, text: str) -> None:
     """Note a problem told without an alarm (Redis away, the services down) for the daily digest."""
     with r.pipeline(transaction=True) as p:
-        p.lpush(keys.ALARMS_LOG, json.dumps({"name": name, "since": since, "text": text}))
-        p.ltrim(keys.ALARMS_LOG, 0, LOG_SIZE - 1)
+        _log(p, name, since, text)
         p.execute()
+
+
+def _log(p, name: str, since: float, text: str) -> None:
+    """Add a problem to the capped log the daily digest reads (in the caller's transaction)."""
+    p.lpush(keys.ALARMS_LOG, json.dumps({"name": name, "since": since, "text": text}))
+    p.ltrim(keys.ALARMS_LOG, 0, LOG_SIZE - 1)
 
 
 def clear_alarm(r, name: str, since: float, text: str) -> bool:

@@ -13,7 +13,7 @@ CORE = {"app", "app.keys", "app.state", "app.utils", "app.backoff", "app.outbox"
         "app.startup", "app.alarms", "app.schedule"}
 # Which wings each wing may import besides the core (and itself).
 WINGS = {"app.storage": set(), "app.camera": {"app.storage"}, "app.presence": {"app.storage"},
-         "app.slack": {"app.storage"}, "app.watch": set()}
+         "app.slack": {"app.storage"}, "app.watch": {"app.storage"}}
 
 
 def module_name(path: Path) -> str:

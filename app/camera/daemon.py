@@ -31,7 +31,7 @@ from app.alarms import Board, clock, duration
 from app.camera.capture import Capture
 from app.camera.control import ArmedMemory, RedisLink, Switches, read_switches
 from app.camera.pipeline import Pipeline
-from app.camera.publisher import Publisher
+from app.camera.publisher import Publisher, unpublished
 from app.camera.recorder import EventRecorder
 from app.camera.replay import run_replay
 from app.camera.sources import SourceError, open_source
@@ -293,14 +293,6 @@ class CameraDaemon:
         time.sleep(delay)
         return self.store.scan(recent_days=2)
 
-    def _unpublished(self, metas: list[dict]) -> list[dict]:
-        """On a thread: the events among `metas` that never reached Redis (one round trip)."""
-        with self.link.r.pipeline(transaction=False) as p:
-            for meta in metas:
-                p.exists(keys.event_published(meta["id"]))
-            published = p.execute()
-        return [m for m, done in zip(metas, published) if not done]
-
     def recover(self) -> None:
         """Between two frames: install the store's scan once it is done (then finish the events a
         crash cut short, and apply retention at once); once Redis answers too, queue every recent
@@ -323,16 +315,16 @@ class CameraDaemon:
         if self.to_check is not None and self.checking is None and self.recovered and self.link.ok \
                 and time.monotonic() >= self.check_after:
             metas = self.to_check
-            self.checking = in_thread(lambda: self._unpublished(metas), "event-check")
+            self.checking = in_thread(lambda: unpublished(self.link.r, metas), "event-check")
         if self.checking is not None and self.checking.done():
             future, self.checking = self.checking, None
             try:
-                unpublished = future.result()
+                missing = future.result()
             except state.REDIS_DOWN:
                 self.check_after = time.monotonic() + CONTROL_S * 20    # again once Redis is back
                 return
             self.to_check = None
-            self.publisher.recover(unpublished, busy={self.verifying[0]["id"]} if self.verifying else set())
+            self.publisher.recover(missing, busy={self.verifying[0]["id"]} if self.verifying else set())
 
     def run(self) -> None:
         log.info("Camera daemon starting (source %s)", "stream" if "://" in self.s.camera.source

@@ -68,11 +68,17 @@ class Publisher:
         `busy`, still being verified: they are published with their verdict)."""
         known = {m["id"] for m in self.pending} | set(busy)
         candidates = [m for m in recent if m["id"] not in known]
-
-        def unpublished() -> list[dict]:
-            return [m for m in candidates if not self.link.r.exists(keys.event_published(m["id"]))]
         # Redis gone again meanwhile: queue them all; publishing checks each one first anyway.
-        found = self.link.call(unpublished)
+        found = self.link.call(unpublished, self.link.r, candidates)
         for meta in candidates if found is None else found:
             log.info("Publishing event %s recorded before a restart", meta["id"])
             self.pending.append(meta)
+
+
+def unpublished(r, metas: list[dict]) -> list[dict]:
+    """The events among `metas` that never reached Redis (one round trip)."""
+    with r.pipeline(transaction=False) as p:
+        for meta in metas:
+            p.exists(keys.event_published(meta["id"]))
+        published = p.execute()
+    return [m for m, done in zip(metas, published) if not done]

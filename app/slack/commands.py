@@ -191,15 +191,14 @@ def cmd_schedule(r: redis.Redis, settings, cmd: Command) -> dict:
 EVENTS_USAGE = "Usage: `/pycam_events [N]`, the last N events (1 to 50, default 10) with what became of each."
 
 
+FATES = {"held": "held back by the verifier", "quiet": "recorded in quiet hours", "sent": "sent",
+         "off": "not sent (notifications off)"}
+
+
 def verdict(meta: dict) -> str:
     """What became of an event, for a person."""
-    if meta.get("verified") is False:
-        return "held back by the verifier"
-    if meta.get("quiet"):
-        return "recorded in quiet hours"
-    if meta.get("notified"):
-        return "sent" + (" (verified)" if meta.get("verified") is True else "")
-    return "not sent (notifications off)"
+    fate = events.fate(meta)
+    return FATES[fate] + (" (verified)" if fate == "sent" and meta.get("verified") is True else "")
 
 
 def cmd_events(r: redis.Redis, settings, cmd: Command) -> dict:

@@ -85,6 +85,16 @@ class Scan:
     recent: list[dict] = field(default_factory=list)   # metadata of the last days' events
 
 
+def fate(meta: dict) -> str:
+    """What became of a published event: "held" (the verifier said no), "quiet" (recorded in
+    quiet hours), "sent", or "off" (notifications were off)."""
+    if meta.get("verified") is False:
+        return "held"
+    if meta.get("quiet"):
+        return "quiet"
+    return "sent" if meta.get("notified") else "off"
+
+
 class EventStore:
     """Writes events to disk atomically (images first, metadata last) and keeps retention.
 

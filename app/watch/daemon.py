@@ -121,6 +121,7 @@ class Watchdog:
 
 
 def serve(settings, r, stop) -> int:
-    log.info("Watchdog started (power report: %s)", "yes" if power.find() else "none, not a Pi")
-    Watchdog(settings, r).run(stop)
+    dog = Watchdog(settings, r)
+    log.info("Watchdog started (power report: %s)", "yes" if dog.firmware else "none, not a Pi")
+    dog.run(stop)
     return 0

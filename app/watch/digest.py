@@ -12,8 +12,11 @@ from pathlib import Path
 
 from app import keys, outbox, state
 from app.alarms import clock, duration
+from app.storage import events
 
 DAY_S = 86400
+FATES = {"sent": "sent", "held": "held back by the verifier", "quiet": "in quiet hours",
+         "off": "not sent (notifications off)"}      # in the digest's order (app/storage/events.fate)
 
 
 def due(digest_at: str | None, now: float) -> str | None:
@@ -34,22 +37,14 @@ def pi_uptime(path: Path = Path("/proc/uptime")) -> float | None:
 
 def text(r, now: float, up_since: float, uptime_s: float | None) -> str:
     """The digest of the 24 hours before `now`."""
-    counts = {"sent": 0, "held back by the verifier": 0, "in quiet hours": 0, "not sent (notifications off)": 0}
+    counts = dict.fromkeys(FATES, 0)
     for _, fields in r.xrange(keys.EVENTS, min=f"{int((now - DAY_S) * 1000)}", max="+"):
         meta = state.decode_json(fields.get("event"))
-        if not isinstance(meta, dict):
-            continue
-        if meta.get("verified") is False:
-            counts["held back by the verifier"] += 1
-        elif meta.get("quiet"):
-            counts["in quiet hours"] += 1
-        elif meta.get("notified"):
-            counts["sent"] += 1
-        else:
-            counts["not sent (notifications off)"] += 1
+        if isinstance(meta, dict):
+            counts[events.fate(meta)] += 1
     total = sum(counts.values())
-    events = f"{total} event{'s' if total != 1 else ''}" + (
-        ": " + ", ".join(f"{n} {what}" for what, n in counts.items() if n) if total else "")
+    summary = f"{total} event{'s' if total != 1 else ''}" + (
+        ": " + ", ".join(f"{n} {FATES[fate]}" for fate, n in counts.items() if n) if total else "")
     problems = [p for p in (state.decode_json(x) for x in r.lrange(keys.ALARMS_LOG, 0, -1))
                 if isinstance(p, dict) and isinstance(p.get("since"), (int, float)) and p["since"] >= now - DAY_S]
     told = "no health problems" if not problems else f"{len(problems)} health problem{'s' * (len(problems) > 1)}: " + \
@@ -58,7 +53,7 @@ def text(r, now: float, up_since: float, uptime_s: float | None) -> str:
     up = f"Up: pycam's services for {duration(now - up_since)}"
     if uptime_s is not None:
         up += f", the Pi for {duration(uptime_s)}"
-    return f"pycam daily digest, the last 24 hours: {events}. {told[0].upper() + told[1:]}. {up}."
+    return f"pycam daily digest, the last 24 hours: {summary}. {told[0].upper() + told[1:]}. {up}."
 
 
 def send_if_due(r, digest_at: str | None, now: float, up_since: float, uptime_s: float | None) -> bool:
