@@ -33,9 +33,9 @@ stop:
 status:
 	@scripts/pycam status
 
-## The whole test suite (installs redis-server first when it is missing).
+## The whole test suite (installs redis-server and ffmpeg first when they are missing).
 test: venv
-	@scripts/ensure_redis.sh
+	@scripts/ensure_packages.sh
 	$(PY) -m pytest
 
 ## Detection quality and speed against ../shared/data, beside the original pipeline.

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from config_sections.alerts import AlertsConfig
 from config_sections.base import ROOT, SAMPLE_CLIP, SECRET_HIDDEN, SECRET_KEY, ConfigError, Section
-from config_sections.camera import (CameraConfig, EventsConfig, MotionConfig, PanTiltConfig, TriggerConfig,
+from config_sections.camera import (CameraConfig, ClipsConfig, EventsConfig, MotionConfig, PanTiltConfig, TriggerConfig,
                                     VerifierConfig)
 from config_sections.presence import (CommandProviderConfig, LanProviderConfig, PersonConfig, PresenceConfig,
                                       ProviderConfig, RouterLoginConfig, RouterProviderConfig)
@@ -28,7 +28,7 @@ from config_sections.schedule import ScheduleConfig
 from config_sections.services import S3Config, SlackConfig
 
 __all__ = ["ROOT", "SAMPLE_CLIP", "ConfigError", "Section", "Settings", "AlertsConfig", "ScheduleConfig", "CameraConfig", "MotionConfig",
-           "TriggerConfig", "EventsConfig", "PanTiltConfig", "VerifierConfig", "SlackConfig", "S3Config",
+           "TriggerConfig", "EventsConfig", "ClipsConfig", "PanTiltConfig", "VerifierConfig", "SlackConfig", "S3Config",
            "PresenceConfig", "PersonConfig", "ProviderConfig", "RouterLoginConfig", "RouterProviderConfig",
            "LanProviderConfig", "CommandProviderConfig", "load_settings", "load_or_exit", "read_dotenv", "environment",
            "settings_table", "ENV_NAMES"]
@@ -48,6 +48,7 @@ class Settings(Section):
     motion: MotionConfig = Field(default_factory=MotionConfig)
     trigger: TriggerConfig = Field(default_factory=TriggerConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
+    clips: ClipsConfig = Field(default_factory=ClipsConfig)
     pantilt: PanTiltConfig = Field(default_factory=PanTiltConfig)
     slack: SlackConfig = Field(default_factory=SlackConfig)
     presence: PresenceConfig = Field(default_factory=PresenceConfig)
@@ -69,6 +70,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "PYCAM_LOG_LEVEL": ("log_level",),
     "PYCAM_LAYOUT": ("layout",),
     "PYCAM_SOURCE": ("camera", "source"),
+    "PYCAM_CLIPS": ("clips", "enabled"),
     "PYCAM_CAMERA_NAME": ("camera", "name"),
     "SLACK_BOT_TOKEN": ("slack", "bot_token"),
     "SLACK_SIGNING_SECRET": ("slack", "signing_secret"),

@@ -4,8 +4,14 @@ Each job is one entry on the `slack:outbox` stream with a single field `job` hol
 Every job has an `id` (unique and stable: the notifier sends each id at most once) and a `type`:
 
 - `alert`: {event_id, time, area, snapshot (path relative to the data dir), boxes, training}
-  -> the snapshot via files_upload_v2 into the channel, then chat.postMessage with the event's time
-  and area (and Occupied / Unoccupied buttons carrying the event id when `training` is true).
+  -> the event's one message (chat.postMessage: camera, time, area, and Occupied / Unoccupied
+  buttons carrying the event id when `training` is true), then its snapshot into the message's
+  thread, then chat.update to show the snapshot in the message. What the message shows is the
+  event's story (app/story.py); alerts queued together (a burst) share one message.
+- `update`: {event_id} -> chat.update of the event's message with its story as it is now (its
+  end, its label); nothing when the message already shows it.
+- `clip`: {event_id, clip (path relative to the data dir), seconds} -> the clip into the event's
+  message's thread, then the message says so.
 - `message`: {text} -> chat.postMessage into the channel (presence changes and notices).
 - `response`: {response_url, text, blocks?, replace_original?} -> POST to a slash command's or a
   button's response_url.
@@ -22,7 +28,7 @@ import redis
 
 from app import keys
 
-JOB_TYPES = ("alert", "message", "response", "image_response")
+JOB_TYPES = ("alert", "update", "clip", "message", "response", "image_response")
 OUTBOX_MAXLEN = 10000
 
 

@@ -78,6 +78,18 @@ class EventsConfig(Section):
     stream_maxlen: int = Field(10000, ge=100, description="Approximate cap on the Redis `events` stream.")
 
 
+class ClipsConfig(Section):
+    enabled: bool = Field(True, description="Record a short clip of each event, posted in its Slack thread.")
+    pre_s: float = Field(2.0, ge=0, le=10, description="Seconds before the trigger kept in memory and put in the clip.")
+    post_s: float = Field(3.0, ge=0, le=30, description="Seconds recorded after the motion ends.")
+    max_s: float = Field(30.0, ge=2, le=300, description="Longest clip; an event that goes on longer is cut here.")
+    width: int = Field(640, ge=160, le=1920, description="Clip width in pixels (the height follows the camera's).")
+    fps: float = Field(10.0, gt=0, le=30, description="Clip frame rate (frames are dropped or repeated to keep time).")
+    encoder: Literal["auto", "h264_v4l2m2m", "libx264", "gif"] = Field("auto", description=(
+        "auto: the Pi's hardware H.264 encoder through ffmpeg where there is one, else ffmpeg's "
+        "libx264, else an animated GIF (no ffmpeg installed)."))
+
+
 class PanTiltConfig(Section):
     enabled: Literal["auto", "on", "off"] = Field("auto", description="auto: use the HAT when one answers on I2C.")
     settle_s: float = Field(1.0, ge=0, le=10, description="Wait after a move before re-learning the background.")

@@ -1,7 +1,9 @@
 """A fake Slack Web API on loopback, plus helpers that sign requests and create events.
 
 FakeSlack serves what pycam calls: files.getUploadURLExternal, the upload_url it hands out,
-files.completeUploadExternal, chat.postMessage, and response_url endpoints (/response/<name>).
+files.completeUploadExternal (into a channel or a message's thread), chat.postMessage, chat.update
+(an image block naming a file Slack has not finished processing is refused with invalid_blocks, as
+Slack does, for `file_ready_s` after its upload), and response_url endpoints (/response/<name>).
 It records every call, and can be told to answer 429 with Retry-After, 500, an ok:false error,
 or to hang, either for the next calls of one method (`plan`) or for everything (`outage`).
 Used by the tests and by bench/slack_latency.py.
@@ -43,6 +45,7 @@ class FakeSlack:
     mode: str | None = None     # outage for every method: "500", "429:<s>", "hang", "error:<code>"
     hang_max_s: float = 30.0
     socket_url: str | None = None   # what apps.connections.open answers (tests/socket_fakes.py)
+    file_ready_s: float = 0.0       # how long after its upload a file can be shown in an image block
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -55,7 +58,8 @@ class FakeSlack:
         self._file_seq = 0
         self.names: dict[str, str] = {}       # file id -> filename, from files.getUploadURLExternal
         self.shared: list[dict] = []          # files shared into the channel (files.list answers from these)
-        self.posted: list[dict] = []          # messages posted (conversations.history answers from these)
+        self.posted: list[dict] = []          # messages posted (conversations.history answers from these),
+                                              # as they are now: {ts, text, blocks, updates, metadata}
 
     # ---------------------------------------------------------------- control
     @property
@@ -95,6 +99,16 @@ class FakeSlack:
     def accepted(self, method: str) -> list[Call]:
         with self.lock:
             return [c for c in self.calls if c.method == method and c.ok]
+
+    def message(self, ts: str) -> dict | None:
+        """A posted message as it is now (after its updates)."""
+        with self.lock:
+            return next((dict(m) for m in self.posted if m["ts"] == ts), None)
+
+    def in_thread(self, ts: str) -> list[dict]:
+        """The files shared into a message's thread, in order."""
+        with self.lock:
+            return [dict(f) for f in self.shared if f.get("thread_ts") == ts]
 
     def attempts(self, method: str) -> list[Call]:
         with self.lock:
@@ -199,14 +213,16 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "files.completeUploadExternal":
             files = json.loads(call.params.get("files", "[]"))
             with fake.lock:
-                fake.shared += [{"id": f["id"], "name": fake.names.get(f["id"]), "created": int(time.time())}
-                                for f in files]
+                fake.shared += [{"id": f["id"], "name": fake.names.get(f["id"]), "created": int(time.time()),
+                                 "at": time.time(), "channel": call.params.get("channel_id"),
+                                 "thread_ts": call.params.get("thread_ts")} for f in files]
             return self._json(call, {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]},
                               ok=True)
         if method == "chat.postMessage":
             if not call.params.get("channel"):
                 return self._json(call, {"ok": False, "error": "channel_not_found"})
-            message = {"ts": f"{time.time():.6f}", "text": call.params.get("text")}
+            message = {"ts": f"{time.time():.6f}", "text": call.params.get("text"),
+                       "blocks": _blocks(call.params.get("blocks")), "updates": 0}
             metadata = call.params.get("metadata")
             if metadata:
                 message["metadata"] = json.loads(metadata) if isinstance(metadata, str) else metadata
@@ -214,6 +230,19 @@ class _Handler(BaseHTTPRequestHandler):
                 fake.posted.append(message)
             return self._json(call, {"ok": True, "channel": call.params["channel"], "ts": message["ts"],
                                      "message": message}, ok=True)
+        if method == "chat.update":
+            with fake.lock:
+                message = next((m for m in fake.posted if m["ts"] == call.params.get("ts")), None)
+                blocks = _blocks(call.params.get("blocks"))
+                shown = [b["slack_file"]["id"] for b in blocks if b.get("type") == "image" and "slack_file" in b]
+                files = {f["id"]: f for f in fake.shared}
+                if message is None:
+                    return self._json(call, {"ok": False, "error": "message_not_found"})
+                if any(f not in files or time.time() - files[f]["at"] < fake.file_ready_s for f in shown):
+                    return self._json(call, {"ok": False, "error": "invalid_blocks",
+                                             "errors": ["invalid slack file [json-pointer:/blocks/1/slack_file]"]})
+                message.update(text=call.params.get("text"), blocks=blocks, updates=message["updates"] + 1)
+            return self._json(call, {"ok": True, "channel": call.params.get("channel"), "ts": message["ts"]}, ok=True)
         if method == "conversations.history":
             oldest = float(call.params.get("oldest") or 0)
             with fake.lock:
@@ -244,6 +273,16 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             return  # the client gave up
         call.status, call.ok = status, ok
+
+
+def _blocks(value) -> list:
+    """Blocks as sent (slack_sdk sends a list inside a JSON body, or a JSON string in a form)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    return value if isinstance(value, list) else []
 
 
 def _params(content_type: str, body: bytes) -> dict:

@@ -1,6 +1,7 @@
 """The camera daemon end to end: a real redis-server, a real clip played as a live camera."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import time
 from pathlib import Path
 
 import cv2
+import pytest
 import redis
 
 from tests.conftest import ROOT, RedisServer
@@ -35,6 +37,12 @@ def start_daemon(redis_url, data_dir, clip, *extra, loop="false"):
                PYCAM_CONFIG=str(cfg))
     return subprocess.Popen([sys.executable, "app/security_system.py", *extra], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def alert_jobs(r) -> list[dict]:
+    """The alerts queued for Slack (an event's end and clip follow as jobs of their own)."""
+    jobs = [json.loads(f["job"]) for _, f in r.xrange(keys.SLACK_OUTBOX)]
+    return [j for j in jobs if j["type"] == "alert"]
 
 
 def stop(proc):
@@ -66,6 +74,30 @@ def test_event_recorded_published_and_queued_for_slack(redis_url, r, tmp_path, s
         took, out = stop(proc)
     assert took < 2.0, out
     assert "EVENT " + meta["id"] in out          # printed as it fires
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (make test installs it)")
+def test_the_event_clip_is_written_beside_it_and_queued_for_its_thread(redis_url, r, tmp_path, short_clip):
+    r.set(keys.CAMERA_STATUS, "true")
+    proc = start_daemon(redis_url, tmp_path / "data", short_clip)
+    try:
+        jobs = wait_for(lambda: [j for j in (json.loads(f["job"]) for _, f in r.xrange(keys.SLACK_OUTBOX))
+                                 if j["type"] == "clip"], timeout=60)
+    finally:
+        stop(proc)
+    [alert] = alert_jobs(r)
+    [clip] = jobs
+    assert clip["event_id"] == alert["event_id"] and clip["id"] == f"clip:{alert['event_id']}"
+    data = tmp_path / "data"
+    meta = json.loads((data / alert["snapshot"]).with_suffix(".json").read_text())
+    assert meta["clip"] == clip["clip"] and (data / clip["clip"]).suffix == ".mp4"
+    cap = cv2.VideoCapture(str(data / clip["clip"]))
+    ok, picture = cap.read()
+    assert ok and picture.shape[1] == 640
+    assert cap.get(cv2.CAP_PROP_FRAME_COUNT) / cap.get(cv2.CAP_PROP_FPS) == pytest.approx(meta["clip_s"], abs=0.2)
+    # The clip starts before the trigger: its first picture is the scene without the person.
+    empty = cv2.imread(str(short_clip % 0))
+    assert abs(cv2.resize(empty, (640, picture.shape[0])).astype(int) - picture).mean() < 8
 
 
 def test_no_slack_job_while_notifications_are_off(redis_url, r, tmp_path, short_clip):
@@ -159,7 +191,7 @@ def test_restart_publishes_an_event_recorded_while_redis_was_down(tmp_path, redi
         recovered(daemon)
         daemon.publisher.flush()
     assert [json.loads(f["event"])["id"] for _, f in r.xrange(keys.EVENTS)] == [meta["id"]]
-    assert r.xlen(keys.SLACK_OUTBOX) == 1
+    assert len(alert_jobs(r)) == 1
 
 
 def recovered(daemon) -> None:
@@ -226,8 +258,8 @@ def test_a_later_frame_the_verifier_passes_becomes_the_alert_picture(redis_url, 
     meta = first_event_verified_by(SecondLook(), redis_url, r, tmp_path, short_clip)
     assert meta["verified"] is True and meta["notified"] is True
     assert meta["boxes"] == SecondLook.boxes[1] != SecondLook.boxes[0]
-    [(_, fields)] = r.xrange(keys.SLACK_OUTBOX)
-    assert json.loads(fields["job"])["boxes"] == meta["boxes"]
+    [job] = alert_jobs(r)
+    assert job["boxes"] == meta["boxes"]
     on_disk = json.loads((tmp_path / "data" / meta["snapshot"]).with_suffix(".json").read_text())
     assert on_disk["verified"] is True and on_disk["boxes"] == meta["boxes"]
 
@@ -240,7 +272,7 @@ def test_a_verifier_that_crashes_never_stops_the_camera_and_the_event_is_notifie
 
     meta = first_event_verified_by(Broken(), redis_url, r, tmp_path, short_clip)
     assert meta["verified"] is None and meta["notified"] is True     # told, unverified
-    assert r.xlen(keys.SLACK_OUTBOX) == 1
+    assert len(alert_jobs(r)) == 1
 
 
 def test_the_camera_watches_while_its_event_store_is_scanned(tmp_path, redis_url, r, short_clip, monkeypatch):

@@ -26,7 +26,8 @@ def test_save_writes_images_then_metadata(tmp_path):
 def make_event(store, when, size):
     meta = store.save({"id": new_event_id(when)}, b"x" * size, b"")
     for f in event_files(store.data_dir, meta["id"]).values():
-        os.utime(f, (when, when))
+        if f.exists():
+            os.utime(f, (when, when))
     return meta["id"]
 
 
@@ -46,6 +47,19 @@ def test_retention_by_total_size_deletes_oldest_first(tmp_path):
     store.enforce_retention(now)
     kept = [i for i in ids if store.load(i) is not None]
     assert kept == ids[-2:]
+
+
+def test_clips_count_towards_the_size_cap_and_go_with_their_event(tmp_path):
+    store = EventStore(tmp_path, EventsConfig(max_total_mb=0.01))     # 10 kB
+    first = make_event(store, time.time() - 10, 1000)
+    clip = event_files(tmp_path, first)["clip"]
+    clip.write_bytes(b"c" * 6000)                   # its clip, recorded once the event ended
+    store.update(store.load(first))
+    assert store.total >= 7000
+    assert EventStore(tmp_path, EventsConfig()).scan().total == store.total   # a restart counts it too
+    second = make_event(store, time.time(), 4000)   # no room for both: the oldest goes, clip and all
+    assert store.load(first) is None and not clip.exists()
+    assert store.load(second) is not None
 
 
 def test_events_written_during_the_scan_are_counted_once_and_nothing_is_evicted_before_it(tmp_path):

@@ -55,9 +55,13 @@ def running(settings, r, **kw):
 
 
 def message_event_ids(calls) -> list[str]:
-    """The event each accepted chat.postMessage was about (enqueue_alerts gives each a distinct area)."""
-    return [next((eid for area, eid in _by_area.items() if area in c.params["text"]), c.params["text"])
-            for c in calls]
+    """The events the accepted chat.postMessage calls showed, in order (a message of a burst shows
+    several; a message that is no alert shows its text)."""
+    ids = []
+    for c in calls:
+        shown = [b["block_id"][6:] for b in c.params.get("blocks") or [] if b.get("block_id", "").startswith("event:")]
+        ids += shown or [c.params["text"]]
+    return ids
 
 
 _by_area: dict[str, str] = {}
@@ -81,24 +85,35 @@ def pending(r) -> int:
 
 # ------------------------------------------------------------------ alerts
 
-def test_an_alert_in_training_mode_uploads_the_snapshot_then_posts_buttons(settings, r, fake):
+def test_an_alert_posts_at_once_then_its_snapshot_goes_in_the_thread_and_into_the_message(settings, r, fake):
     meta = make_event(settings.data_dir)
     outbox.enqueue(r, alert_job(meta, training=True))
     with running(settings, r):
-        assert fake.wait_for(lambda: fake.accepted("chat.postMessage"))
-    [upload] = fake.accepted("upload")
-    assert upload.body == (settings.data_dir / meta["snapshot"]).read_bytes()
-    [complete] = fake.accepted("files.completeUploadExternal")
-    assert complete.params["channel_id"] == CHANNEL
+        assert fake.wait_for(lambda: fake.accepted("chat.update"))
     [message] = fake.accepted("chat.postMessage")
     assert message.params["channel"] == CHANNEL
     assert message.params["text"].startswith("Motion on frontdoor at ") and "5.0% of the frame" in message.params["text"]
-    assert complete.time <= message.time  # the picture comes first
     [actions] = [b for b in message.params["blocks"] if b["type"] == "actions"]
     assert [(e["action_id"], e["value"]) for e in actions["elements"]] == [
         ("label_occupied", meta["id"]), ("label_unoccupied", meta["id"])]
+    # The message comes first (the phone buzzes at once); the picture follows into its thread...
+    [upload] = fake.accepted("upload")
+    assert upload.body == (settings.data_dir / meta["snapshot"]).read_bytes()
+    [complete] = fake.accepted("files.completeUploadExternal")
+    ts = message_ts(fake)
+    assert complete.params["channel_id"] == CHANNEL and complete.params["thread_ts"] == ts
+    assert message.time <= complete.time
+    # ...and the same message then shows it, buttons kept.
+    shown = fake.message(ts)
+    [image] = [b for b in shown["blocks"] if b["type"] == "image"]
+    assert image["slack_file"]["id"] == fake.shared[0]["id"]
+    assert [b for b in shown["blocks"] if b["type"] == "actions"] == [actions]
     assert r.exists(keys.delivered(f"alert:{meta['id']}"))
     assert pending(r) == 0
+
+
+def message_ts(fake, i: int = 0) -> str:
+    return fake.posted[i]["ts"]
 
 
 def test_an_alert_outside_training_mode_has_no_buttons(settings, r, fake):
@@ -115,8 +130,10 @@ def test_an_alert_whose_snapshot_was_deleted_still_posts_its_text(settings, r, f
     outbox.enqueue(r, alert_job(meta))
     with running(settings, r):
         assert fake.wait_for(lambda: fake.accepted("chat.postMessage"))
+        assert fake.wait_for(lambda: pending(r) == 0)
     assert fake.attempts("files.getUploadURLExternal") == []
     assert "No snapshot" in json.dumps(fake.accepted("chat.postMessage")[0].params["blocks"])
+    assert "No snapshot" in json.dumps(fake.message(message_ts(fake))["blocks"])
 
 
 def test_429_retry_after_is_honoured(settings, r, fake):
@@ -140,11 +157,12 @@ def test_alerts_pile_up_during_an_outage_then_all_arrive_once_in_order(settings,
         assert fake.accepted("chat.postMessage") == []
         assert state.get_json(r, keys.heartbeat("notifier"))["state"] == "retrying"
         fake.outage(None)
-        assert fake.wait_for(lambda: len(fake.accepted("chat.postMessage")) == 5, timeout=20)
+        assert fake.wait_for(lambda: notifier.sent == 5, timeout=20)
         time.sleep(0.3)  # nothing more arrives
         assert notifier.sent == 5
     messages = fake.accepted("chat.postMessage")
     assert message_event_ids(messages) == ids  # once each, in order
+    assert len(messages) == 1                  # queued together, they share one message
     assert len(fake.accepted("files.completeUploadExternal")) == 5
     assert pending(r) == 0
 
@@ -166,7 +184,7 @@ def test_slack_refusing_the_token_keeps_the_alert_until_it_is_fixed(tmp_path, re
     bad = load_settings(env=env_for(tmp_path, redis_url, fake, SLACK_BOT_TOKEN="xoxb-revoked"), config_path=None)
     ids = enqueue_alerts(settings, r, 1)
     with running(bad, r, permanent_retry_s=0.2):
-        assert fake.wait_for(lambda: len(fake.attempts("files.getUploadURLExternal")) >= 2)
+        assert fake.wait_for(lambda: len(fake.attempts("chat.postMessage")) >= 2)
         beat = state.get_json(r, keys.heartbeat("notifier"))
         assert beat["state"] == "error" and "invalid_auth" in beat["detail"]
     assert pending(r) == 1  # not dropped
@@ -237,7 +255,7 @@ def a_second_notifier_delivers_each_once(tmp_path, redis_url, r, fake, ids) -> N
     """Start a notifier again; each alert arrives exactly once (picture and message), in order."""
     second = start_notifier(tmp_path, redis_url, fake)
     try:
-        assert fake.wait_for(lambda: len(fake.accepted("chat.postMessage")) == len(ids), timeout=20)
+        assert fake.wait_for(lambda: pending(r) == 0 and fake.accepted("chat.postMessage"), timeout=20)
         time.sleep(0.5)    # nothing more arrives
     finally:
         stop_within_2s(second)
@@ -247,15 +265,15 @@ def a_second_notifier_delivers_each_once(tmp_path, redis_url, r, fake, ids) -> N
 
 
 def test_a_restart_mid_delivery_sends_nothing_twice(tmp_path, redis_url, settings, r, fake):
-    fake.plan["chat.postMessage"] = ["500"] * 1000  # the picture goes up, the message keeps failing
+    fake.plan["files.completeUploadExternal"] = ["500"] * 1000  # the message goes out, its picture keeps failing
     ids = enqueue_alerts(settings, r, 2, training=True)
     first = start_notifier(tmp_path, redis_url, fake)
     try:
-        assert fake.wait_for(lambda: len(fake.attempts("chat.postMessage")) >= 2, timeout=15)
-        assert len(fake.accepted("files.completeUploadExternal")) == 1
+        assert fake.wait_for(lambda: len(fake.attempts("files.completeUploadExternal")) >= 2, timeout=15)
+        assert len(fake.accepted("chat.postMessage")) == 1
     finally:
         stop_within_2s(first)
-    fake.plan["chat.postMessage"].clear()  # Slack recovers while the notifier is down
+    fake.plan["files.completeUploadExternal"].clear()  # Slack recovers while the notifier is down
     a_second_notifier_delivers_each_once(tmp_path, redis_url, r, fake, ids)
 
 
@@ -264,7 +282,7 @@ def test_sigterm_stops_the_notifier_within_2s_while_slack_hangs(tmp_path, redis_
     enqueue_alerts(settings, r, 1)
     proc = start_notifier(tmp_path, redis_url, fake)
     try:
-        assert fake.wait_for(lambda: fake.attempts("files.getUploadURLExternal"), timeout=15)
+        assert fake.wait_for(lambda: fake.attempts("chat.postMessage"), timeout=15)
     finally:
         stop_within_2s(proc)
     assert pending(r) == 1  # still queued for the next start
@@ -289,19 +307,28 @@ def test_snapshot_paths_stay_inside_the_data_dir(tmp_path):
 
 def test_a_job_failing_unexpectedly_is_set_aside_and_the_next_alerts_go_out(settings, r, fake):
     """Slack answers an upload with `ok` and nothing else (the client raises): after a few tries
-    the job is set aside, listed, and queued again later; the alerts behind it are not held up."""
+    the job is set aside, listed, and queued again later; the jobs behind it are not held up, and
+    its message, already posted, is not posted again."""
     from app.slack import status
-    first, second = enqueue_alerts(settings, r, 2)
+    [first] = enqueue_alerts(settings, r, 1)
+    outbox.enqueue(r, outbox.make_job("message", text="between"))
+    second = make_event(settings.data_dir, area=0.02)["id"]
+    outbox.enqueue(r, alert_job(story_meta(settings, second)))
     fake.fail_next("files.getUploadURLExternal", *["ok-but-empty"] * 3)
     with running(settings, r) as notifier:
-        assert fake.wait_for(lambda: len(fake.accepted("chat.postMessage")) == 1)
-        assert message_event_ids(fake.accepted("chat.postMessage")) == [second]
-        assert r.llen(keys.SLACK_PARKED) == 1 and pending(r) == 0
+        assert fake.wait_for(lambda: len(fake.accepted("chat.postMessage")) == 3 and pending(r) == 0)
+        assert message_event_ids(fake.accepted("chat.postMessage")) == [first, "between", second]
+        assert r.llen(keys.SLACK_PARKED) == 1
         assert "set aside after unexpected errors: 1" in status.status_text(r, settings)
         notifier._next_unpark = 0                      # later: queued again, and now it goes
-        assert fake.wait_for(lambda: len(fake.accepted("chat.postMessage")) == 2)
-    assert message_event_ids(fake.accepted("chat.postMessage")) == [second, first]
-    assert r.llen(keys.SLACK_PARKED) == 0
+        assert fake.wait_for(lambda: r.llen(keys.SLACK_PARKED) == 0 and pending(r) == 0 and
+                             any(b["type"] == "image" for b in fake.message(message_ts(fake))["blocks"]))
+    assert len(fake.accepted("chat.postMessage")) == 3
+    assert len(fake.accepted("files.completeUploadExternal")) == 2
+
+
+def story_meta(settings, event_id: str) -> dict:
+    return json.loads(next((settings.data_dir / "events").glob(f"*/{event_id}.json")).read_text())
 
 
 @pytest.mark.parametrize("step", ["files.completeUploadExternal", "chat.postMessage"])

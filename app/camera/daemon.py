@@ -28,6 +28,7 @@ import cv2
 import config
 from app import health, keys, outbox, schedule, state
 from app.alarms import Board, clock, duration
+from app.camera import clips
 from app.camera.capture import Capture
 from app.camera.control import ArmedMemory, RedisLink, Switches, read_switches
 from app.camera.pipeline import Pipeline
@@ -37,7 +38,7 @@ from app.camera.replay import run_replay
 from app.camera.sources import SourceError, open_source
 from app.camera.verification import Candidate, Verification
 from app.camera.view import ViewWatch
-from app.storage.events import EventStore, Scan
+from app.storage.events import EventStore, Scan, event_files
 from app.utils import StopFlag, check_data_dir, disk_low, in_thread, redact, setup_logging
 
 log = logging.getLogger("security_system")
@@ -73,6 +74,12 @@ class CameraDaemon:
         self.publisher = Publisher(self.link, settings.events.stream_maxlen, lambda: self.switches,
                                    self.recorder.published, quiet=self._quiet)
         self.pipeline = Pipeline(settings)
+        # Clips: the encoder that works here is found on a thread (a test encode); until then,
+        # and without one, events are recorded without clips.
+        self.clips = clips.Clips(settings.clips, self._clip_path, encoder=None)
+        self.frame_time = 0.0
+        self.choosing: Future | None = in_thread(lambda: clips.choose(settings.clips), "clip-encoder") \
+            if settings.clips.enabled else None
         self.verifying: tuple[dict, Verification] | None = None   # an event waiting for its verdict
         self.arm_at_start = arm
         self.recovered = False
@@ -171,7 +178,7 @@ class CameraDaemon:
         disk = self.recorder.disk_error
         self.disk_low = disk_low(self.s.data_dir, self.s.alerts.disk_free_mb)
         detail = {"source": source if "://" not in source else "stream", "frames": self.frames,
-                  "events": self.recorder.count, "pending": len(self.publisher.pending),
+                  "events": self.recorder.count, "pending": self.publisher.waiting(),
                   "error": self.capture.error, "disk": disk,
                   "events_mb": round(self.store.total / 1e6, 1) if self.store.ready else None}
         self.link.call(health.write_heartbeat, self.link.r, PROCESS,
@@ -190,6 +197,8 @@ class CameraDaemon:
             self._end_event()
             return
         result, step = self.pipeline.step(frame.index, frame.time, frame.detect)
+        self.frame_time = frame.time     # the clips' clock: a file read fast runs ahead of the wall's
+        self.clips.feed(frame.time, frame.snapshot)
         if step.ended is not None:
             self._end_event(step.ended)
         if step.alert is not None:
@@ -204,6 +213,8 @@ class CameraDaemon:
         image = frame.snapshot()
         boxes = self.pipeline.scale_boxes(alert.boxes, image.shape[1])
         meta = self.recorder.record(image, boxes, alert, taken=time.time())
+        if meta.get("stored", True):
+            self.clips.start(meta["id"], frame.time)
         # One line per event on stdout, whatever the logging: what `make run` shows as it fires.
         print(f"EVENT {meta['id']} at {meta['time_iso']} area {alert.area:.3f} snapshot {meta['snapshot']}",
               flush=True)
@@ -245,10 +256,33 @@ class CameraDaemon:
         return True
 
     def _end_event(self, ended=None) -> None:
-        """An event ended (or the camera stopped): record its end and peak on disk."""
-        if ended is None:
+        """An event ended (or the camera stopped): record its end and peak on disk, tell Slack,
+        and let its clip run on for the post-roll."""
+        closing = ended is None
+        if closing:
             ended = self.pipeline.trigger.finish()
-        self.recorder.ended(ended.peak_area if ended is not None else None)
+        meta = self.recorder.ended(ended.peak_area if ended is not None else None)
+        if closing:
+            self.clips.reset()           # the camera stopped: so does the clip
+        else:
+            self.clips.ended(self.frame_time)
+        if meta is not None:
+            self.publisher.changed(meta, "end")
+
+    def _clip_path(self, event_id: str, ext: str):
+        return event_files(self.s.data_dir, event_id)["clip" if ext == ".mp4" else "clip_gif"]
+
+    def check_clips(self, results=None) -> None:
+        """Take the encoder once found; record the clips finished since, and queue them for Slack."""
+        if self.choosing is not None and self.choosing.done():
+            future, self.choosing = self.choosing, None
+            self.clips.encoder = future.result() if future.exception() is None else None
+            if self.clips.encoder:
+                log.info("Event clips: %s", self.clips.encoder)
+        for result in self.clips.poll(self.frame_time) if results is None else results:
+            meta = self.recorder.clipped(result)
+            if meta is not None:
+                self.publisher.changed(meta, "clip")
 
     # ---------- the loop ----------
     def _quiet(self, when: float) -> str | None:
@@ -338,6 +372,7 @@ class CameraDaemon:
                     self.poll_control()
                     self.publisher.flush()
                 self.recover()
+                self.check_clips()
                 if now >= self.next_alarms:
                     self.next_alarms = now + ALARMS_S
                     self.check_alarms(time.time())
@@ -358,6 +393,7 @@ class CameraDaemon:
         finally:
             self._end_event()
             self.capture.close()
+            self.check_clips(self.clips.wait(timeout=10))
             # An event still being verified stays on disk unpublished (verified: null); the next
             # start publishes and notifies it, erring on the side of telling the owner.
             self.publisher.flush()

@@ -2,8 +2,8 @@
 
 An event is on disk before anyone is told: the annotated snapshot and the clean frame, then its
 metadata (written last, so its presence means the event is complete). Later writes change only
-the metadata (verdict, end, peak, whether it was notified), or replace the pictures with the frame
-the verifier passed. Layout, atomic writes and retention: app/storage/events.py.
+the metadata (verdict, end, peak, whether it was notified, its clip), or replace the pictures with
+the frame the verifier passed. Layout, atomic writes and retention: app/storage/events.py.
 
 A full (or failing) disk never stops the camera: the oldest event is given up to make room, and
 if the write still fails the event goes on without its pictures (`stored: false`; the owner is
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 
 import cv2
 
@@ -40,6 +41,9 @@ class EventRecorder:
         self.camera = camera
         self.quality = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
         self.current: dict | None = None
+        # The last events' metadata, one dict each, shared by whoever changes them (the verifier's
+        # verdict, the end, the clip): a change never overwrites another with a stale copy.
+        self.recent: OrderedDict[str, dict] = OrderedDict()
         self.count = 0
         self.disk_error: str | None = None   # why the last write failed; None once writes succeed
         self.written = False                 # an event was written since start (the disk takes writes)
@@ -62,6 +66,9 @@ class EventRecorder:
         meta = self._save(meta, *self._jpegs(image, boxes, taken))
         self.count += 1
         self.current = meta
+        self.recent[event_id] = meta
+        while len(self.recent) > 8:
+            self.recent.popitem(last=False)
         log.info("Event %s area %.3f boxes %s -> %s", event_id, alert.area, boxes, meta["snapshot"])
         return meta
 
@@ -95,14 +102,32 @@ class EventRecorder:
             self._failed(e)
             self._update(meta)
 
-    def ended(self, peak_area: float | None) -> None:
-        """The current event ended: record its end and peak."""
-        if self.current is not None:
-            self.current["end_time"] = time.time()
+    def ended(self, peak_area: float | None) -> dict | None:
+        """The current event ended: record its end and peak; returns its metadata."""
+        meta, self.current = self.current, None
+        if meta is not None:
+            meta["end_time"] = time.time()
             if peak_area is not None:
-                self.current["peak_area"] = max(self.current["peak_area"], round(peak_area, 5))
-            self._update(self.current)
-        self.current = None
+                meta["peak_area"] = max(meta["peak_area"], round(peak_area, 5))
+            self._update(meta)
+        return meta
+
+    def clipped(self, result) -> dict | None:
+        """An event's clip is written (app/camera/clips.py): record it; returns the metadata, or None
+        when there is no clip (it failed) or no event any more (retention took it meanwhile)."""
+        if result.path is None:
+            log.warning("No clip for event %s: %s", result.event_id, result.error)
+            return None
+        meta = self.recent.get(result.event_id) or self.store.load(result.event_id)
+        if meta is None or not meta.get("stored", True):
+            result.path.unlink(missing_ok=True)
+            return None
+        meta["clip"] = str(result.path.relative_to(self.store.data_dir))
+        meta["clip_s"] = round(result.seconds, 1)
+        self._update(meta)
+        log.info("Clip of event %s: %.1f s (%d frames, %d dropped, encoder CPU %.2f s)", result.event_id,
+                 result.seconds, result.frames, result.dropped, result.cpu_s)
+        return meta
 
     def published(self, meta: dict) -> None:
         """The event reached Redis (and its alert was queued, when `notified`)."""

@@ -1,4 +1,4 @@
-"""The Occupied / Unoccupied buttons on alerts: validate a click, store the label, rewrite the alert."""
+"""The Occupied / Unoccupied buttons on alerts: validate a click, store the label, show it in the alert."""
 from __future__ import annotations
 
 import logging
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import redis
 
-from app import outbox, utils
+from app import outbox, story, utils
 from app.slack import messages
 from app.storage import events, labels
 
@@ -54,9 +54,17 @@ def label_event(r: redis.Redis, settings, click: LabelClick) -> bool:
         labels.record_label(settings.data_dir, click.event_id, click.label, click.user_id, click.user_name)
     except FileNotFoundError:  # deleted between the check and the copy
         return False
+    log.info("Event %s labelled %s by %s", click.event_id, click.label, click.user_id)
+    if story.read(r, click.event_id).ts:
+        # The event's message shows its label, with everything else it shows (app/story.py).
+        with r.pipeline(transaction=True) as p:
+            story.tell(p, click.event_id, label=click.label, labelled_by=click.user_id)
+            outbox.enqueue(p, outbox.make_job("update", event_id=click.event_id))
+            p.execute()
+        return True
+    # An alert from before event messages kept their story: rewrite it through the response_url.
     meta = utils.read_json_file(files["meta"], {})
     text = messages.alert_text(meta.get("camera") or settings.camera.name, meta.get("time"), meta.get("area"))
-    log.info("Event %s labelled %s by %s", click.event_id, click.label, click.user_id)
     outbox.enqueue(r, outbox.make_job(
         "response", response_url=click.response_url, replace_original=True,
         text=f"{text}. Tagged {click.label} by @{click.user_name}",

@@ -16,7 +16,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.webhook import WebhookClient
 
-from app import keys, state
+from app import keys, state, story
 from app.slack import messages
 from app.storage import events
 
@@ -27,6 +27,11 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # ok:false errors that pass by themselves; any other refusal needs the owner (token, channel...).
 TRANSIENT_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable",
                     "request_timeout"}
+# chat.update refusals that no retry can mend (the owner deleted the message...): the update is
+# dropped rather than block the alerts behind it.
+STALE_MESSAGE = {"message_not_found", "cant_update_message", "edit_window_closed", "msg_too_long",
+                 "no_text", "invalid_blocks"}
+POST_INTERVAL_S = 1.0   # Slack takes about one message a second in a channel: posts are spaced so
 
 
 class Transient(Exception):
@@ -99,15 +104,23 @@ class Delivery:
         self.has_token = bool(token)
         self.http_timeout = http_timeout
         self._persist = persist
+        self.last_post = 0.0
 
-    def deliver(self, job: dict) -> None:
-        """Send one job; raises Transient, Permanent or Undeliverable."""
+    def deliver(self, job: dict, followers: list[dict] = ()) -> None:
+        """Send one job (an alert with the alerts queued behind it: one message); raises
+        Transient, Permanent or Undeliverable."""
         kind = job["type"]
         if kind in ("response", "image_response") and not response_url_allowed(
                 job.get("response_url"), self.settings.slack.api_url):
             raise Undeliverable("its response_url is not a Slack hooks URL")
+        if kind in ("alert", "update", "clip") and not events.is_event_id(job.get("event_id")):
+            raise Undeliverable(f"an {kind} job needs a valid event_id")
         if kind == "alert":
-            self._alert(job)
+            self._alert(job, list(followers))
+        elif kind == "update":
+            self._update(job)
+        elif kind == "clip":
+            self._clip(job)
         elif kind == "message":
             if not isinstance(job.get("text"), str):
                 raise Undeliverable("a message job needs text")
@@ -120,7 +133,7 @@ class Delivery:
             self._respond(job["response_url"], body)
         elif kind == "image_response":
             path = data_path(self.settings.data_dir, job.get("snapshot"))
-            done = self._upload_once(job, path, title=str(job.get("text") or "Latest snapshot"))
+            done = self._upload_once(job, path, title=str(job.get("text") or "Latest snapshot")) is not None
             text = str(job.get("text") or "") if done else "That snapshot is no longer stored."
             self._respond(job["response_url"], {"text": text, "response_type": "ephemeral",
                                                 "replace_original": False})
@@ -130,15 +143,104 @@ class Delivery:
             raise Permanent("SLACK_BOT_TOKEN or SLACK_CHANNEL_ID is not set")
         return self.settings.slack.channel_id
 
-    def _alert(self, job: dict) -> None:
-        event_id = job.get("event_id")
-        if not events.is_event_id(event_id):
-            raise Undeliverable("an alert job needs a valid event_id")
-        text = messages.alert_text(self.settings.camera.name, job.get("time"), job.get("area"))
-        path = data_path(self.settings.data_dir, job.get("snapshot"))
-        uploaded = self._upload_once(job, path, title=text, filename=f"{event_id}.jpg")
-        note = None if uploaded else "No snapshot: it could not be stored (disk full) or retention deleted it."
-        self._post_once(job, text=text, blocks=messages.alert_blocks(text, event_id, job.get("training") is True, note))
+    # ------------------------------------------------------------ an event's one message
+    #
+    # Posted first (text and buttons: the phone buzzes at once), then the snapshot goes into its
+    # thread and the message is updated to show it; later the event's end, its clip (into the
+    # thread) and its label update the same message. What it shows is the event's story in Redis
+    # (app/story.py), so each update shows everything known, and updates queued together are
+    # shown by one chat.update.
+
+    def _alert(self, job: dict, followers: list[dict]) -> None:
+        jobs = [job] + followers
+        head = story.read(self.r, job["event_id"])
+        channel = self._channel()
+        if head.ts is None:                 # a retry after the post finds its ts here
+            ids = [j["event_id"] for j in jobs]
+            text, blocks = messages.event_message(self.settings.camera.name, self._shown(ids, jobs), images=False)
+            found = self._post_once(job, text=text, blocks=blocks, group=[j["id"] for j in followers], event_ids=ids)
+            ts = found.get("ts") if found is not None else None
+            if not ts:
+                raise Transient("chat.postMessage gave no ts")
+            # Found again after a lost answer: the message names the events it shows.
+            payload = (found.get("metadata") or {}).get("event_payload") or {}
+            members = [i for i in payload.get("events") or [] if events.is_event_id(i)] or ids
+            self._persist(f"the message of {job['id']}", lambda: story.posted(self.r, members, channel, ts))
+            head = story.read(self.r, job["event_id"])
+        by_id = {j["event_id"]: j for j in jobs}
+        for event_id in head.members:      # each snapshot into the thread (once)
+            told = story.read(self.r, event_id)
+            if told.file:
+                continue
+            j = by_id.get(event_id, {})
+            path = data_path(self.settings.data_dir, told.facts.get("snapshot", j.get("snapshot")))
+            title = messages.alert_text(told.facts.get("camera") or self.settings.camera.name,
+                                        told.facts.get("time", j.get("time")), told.facts.get("area", j.get("area")))
+            file_id = self._upload_once(job, path, title=title, filename=f"{event_id}.jpg", thread_ts=head.ts,
+                                        key=f"{job['id']}:{event_id}")
+            if file_id:
+                self._persist(f"the snapshot of {event_id}", lambda: story.note(self.r, event_id, file=file_id))
+        self._show(head.members, jobs)
+
+    def _update(self, job: dict) -> None:
+        told = story.read(self.r, job["event_id"])
+        if told.ts is None or told.shown >= told.version:
+            return                          # never posted (quiet hours...), or shown already
+        self._show(told.members)
+
+    def _clip(self, job: dict) -> None:
+        told = story.read(self.r, job["event_id"])
+        if told.ts is None:
+            return                          # the event had no message
+        if not told.clip_file:
+            path = data_path(self.settings.data_dir, job.get("clip"))
+            if path is None or not path.is_file():
+                log.info("Job %s: the clip is no longer stored", job["id"])
+                return
+            title = "Clip: " + messages.alert_text(told.facts.get("camera") or self.settings.camera.name,
+                                                   told.facts.get("time"), told.facts.get("area"))
+            file_id = self._upload_once(job, path, title=title, filename=path.name, thread_ts=told.ts)
+            if not file_id:
+                return
+            self._persist(f"the clip of {job['event_id']}", lambda: story.note(self.r, job["event_id"],
+                                                                               clip_file=file_id))
+        self._show(told.members)
+
+    def _shown(self, event_ids: list[str], jobs: list[dict] = ()) -> list[tuple[str, dict, dict]]:
+        """What the message shows of each event: its story (or, for an alert queued before
+        stories, the job's own fields)."""
+        by_id = {j["event_id"]: j for j in jobs}
+        shown = []
+        for event_id in event_ids:
+            told = story.read(self.r, event_id)
+            facts = told.facts or {k: v for k, v in by_id.get(event_id, {}).items()
+                                   if k in ("time", "area", "training", "snapshot")}
+            path = data_path(self.settings.data_dir, facts.get("snapshot"))
+            stored = bool(told.file) or (path is not None and path.is_file())
+            shown.append((event_id, facts, {"snapshot": told.file, "clip": told.clip_file, "stored": stored}))
+        return shown
+
+    def _show(self, event_ids: list[str], jobs: list[dict] = ()) -> None:
+        """chat.update the message of these events with all their stories hold now."""
+        first = story.read(self.r, event_ids[0])
+        versions = {i: story.read(self.r, i).version for i in event_ids}
+        shown = self._shown(event_ids, jobs)
+        for images in (True, False):
+            text, blocks = messages.event_message(self.settings.camera.name, shown, images=images)
+            try:
+                self._api(self.client.chat_update, channel=first.channel, ts=first.ts, text=text, blocks=blocks)
+                break
+            except Permanent as e:
+                if str(e) == "invalid_blocks" and images:
+                    # Slack has not finished with the snapshot: the thread shows it meanwhile,
+                    # and the next update tries again.
+                    log.info("Slack cannot show the snapshot in the message yet; updating without it")
+                    continue
+                if str(e) in STALE_MESSAGE:
+                    log.warning("Cannot update the message of %s (%s); leaving it as it is", event_ids[0], e)
+                    break
+                raise
+        self._persist("what the message shows", lambda: [story.note(self.r, i, shown=v) for i, v in versions.items()])
 
     # ------------------------------------------------------------ never twice, even after a crash
     #
@@ -161,70 +263,100 @@ class Delivery:
                 p.execute()
         self._persist(f"{job_id} in flight", write)
 
-    def _step(self, job: dict, step: str, do, already) -> object:
+    def _step(self, job_id: str, step: str, do, already) -> object:
         """do() once: when an earlier try of this step never got its answer, already(since) asks
-        Slack first. The mark stays if the answer is lost again; a clear refusal removes it."""
-        since = self._in_flight(job["id"]).get(step)
-        if since is not None and self._ask(already, float(since)):
-            log.info("Job %s: Slack already has its %s from an attempt whose answer was lost", job["id"], step)
-            return None
-        self._mark(job["id"], step)
+        Slack first (and what it found is returned). The mark stays if the answer is lost again;
+        a clear refusal removes it."""
+        since = self._in_flight(job_id).get(step)
+        found = self._ask(already, float(since)) if since is not None else None
+        if found:
+            log.info("Job %s: Slack already has its %s from an attempt whose answer was lost", job_id, step)
+            return found
+        self._mark(job_id, step)
         try:
             return do()
         except (Permanent, Undeliverable):
-            self.r.hdel(keys.inflight(job["id"]), step)
+            self.r.hdel(keys.inflight(job_id), step)
             raise
         except Transient as e:
             if e.answered:
-                self.r.hdel(keys.inflight(job["id"]), step)
+                self.r.hdel(keys.inflight(job_id), step)
             raise
 
-    def _ask(self, already, since: float) -> bool:
+    def _ask(self, already, since: float):
         try:
             return already(since)
         except Permanent as e:     # e.g. missing_scope: cannot ask, so send (a duplicate at worst)
             log.warning("Cannot check Slack for an earlier delivery (%s); add the scopes in "
                         "slack-app-manifest.yml to rule out duplicates", e)
-            return False
+            return None
 
-    def _post_once(self, job: dict, **message) -> None:
+    def _post_once(self, job: dict, group: list[str] = (), event_ids: list[str] = (), **message) -> dict | None:
+        """Post unless an earlier attempt did; the message (its ts) either way. `group`: the ids of
+        other jobs this message delivers too (a burst of alerts), `event_ids`: the events it shows."""
         channel = self._channel()
-        tag = {"event_type": "pycam_job", "event_payload": {"job_id": job["id"]}}
+        ids = [job["id"], *group]
+        payload = {"job_id": job["id"]}
+        if group:
+            payload.update(group=list(group), events=list(event_ids))
+        tag = {"event_type": "pycam_job", "event_payload": payload}
 
-        def already(since: float) -> bool:
+        def already(since: float) -> dict | None:
             resp = self._api(self.client.conversations_history, channel=channel, oldest=f"{since - 60:.6f}",
                              limit=100, include_all_metadata=True)
-            return any(((m.get("metadata") or {}).get("event_payload") or {}).get("job_id") == job["id"]
-                       for m in resp.get("messages") or [])
+            for m in resp.get("messages") or []:
+                payload = (m.get("metadata") or {}).get("event_payload") or {}
+                if payload.get("job_id") in ids or set(ids) & set(payload.get("group") or []):
+                    return m
+            return None
 
-        self._step(job, "post", lambda: self._api(self.client.chat_postMessage, channel=channel,
-                                                  metadata=tag, **message), already)
+        def post():
+            for other in group:       # each of them, alone after a restart, asks Slack first too
+                self._mark(other, "post")
+            wait = self.last_post + POST_INTERVAL_S - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            try:
+                return self._api(self.client.chat_postMessage, channel=channel, metadata=tag, **message)
+            finally:
+                self.last_post = time.monotonic()
 
-    def _upload_once(self, job: dict, path: Path | None, title: str, filename: str | None = None) -> bool:
-        """Upload the job's image unless an earlier attempt finished it; False when the file is gone."""
-        if self.r.exists(keys.uploaded(job["id"])):
-            return True
+        return self._step(job["id"], "post", post, already)
+
+    def _upload_once(self, job: dict, path: Path | None, title: str, filename: str | None = None,
+                     thread_ts: str | None = None, key: str | None = None) -> str | None:
+        """Upload a file of the job (into a message's thread when `thread_ts` is given) unless an
+        earlier attempt finished it; its Slack file id ("" when Slack did not say), None when the
+        file is gone. `key` names the upload when a job has several."""
+        key = key or job["id"]
+        done = state.get_json(self.r, keys.uploaded(key))
+        if isinstance(done, dict):
+            return done.get("file_id") or ""
         if path is None or not path.is_file():
-            log.warning("Job %s: snapshot %r is missing; sending the text alone", job["id"], job.get("snapshot"))
-            return False
+            log.warning("Job %s: %r is missing; sending the text alone", job["id"], path.name if path else None)
+            return None
         try:
             data = path.read_bytes()
         except OSError as e:
-            log.warning("Job %s: cannot read the snapshot (%s); sending the text alone", job["id"], e)
-            return False
+            log.warning("Job %s: cannot read %s (%s); sending the text alone", job["id"], path.name, e)
+            return None
         channel = self._channel()
         filename = filename or f"{path.stem}-{job['id'][-8:]}{path.suffix}"   # names this job's upload
+        where = {"thread_ts": thread_ts} if thread_ts else {}
 
-        def already(since: float) -> bool:
+        def already(since: float) -> dict | None:
             resp = self._api(self.client.files_list, channel=channel, ts_from=int(since) - 60, count=100)
-            return any(f.get("name") == filename for f in resp.get("files") or [])
+            return next((f for f in resp.get("files") or [] if f.get("name") == filename), None)
 
-        resp = self._step(job, "upload", lambda: self._api(self.client.files_upload_v2, channel=channel,
-                                                           file=data, filename=filename, title=title), already)
-        file_id = (resp.get("file") or {}).get("id") if resp is not None else None
-        self._persist(f"the upload of {job['id']}", lambda: state.set_json(
-            self.r, keys.uploaded(job["id"]), {"file_id": file_id}, ex=DELIVERED_TTL_S))
-        return True
+        def upload() -> dict:
+            resp = self._api(self.client.files_upload_v2, channel=channel, file=data, filename=filename,
+                             title=title, **where)
+            return resp.get("file") or {}
+
+        file_id = (self._step(key, "upload", upload, already) or {}).get("id") or ""
+        self._persist(f"the upload of {key}", lambda: state.set_json(
+            self.r, keys.uploaded(key), {"file_id": file_id}, ex=DELIVERED_TTL_S))
+        return file_id
 
     def _api(self, method, **kwargs):
         """Call a WebClient method, sorting its failures into Transient and Permanent."""

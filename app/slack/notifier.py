@@ -9,6 +9,10 @@ loses nothing and order is kept. A job Slack refuses outright (invalid_auth, cha
 is logged, shown in the heartbeat and retried slowly: alerts are never dropped. Each delivered job
 id is marked in Redis before the ack, and an alert's finished upload is marked too, so a restart
 never sends anything twice. Job types are described in app/outbox.py.
+
+Alerts queued behind the one being sent (a burst: several cameras, or events held while Slack or
+Redis was away) share its message, up to messages.MAX_SHOWN: none is dropped, and the channel
+stays within Slack's rate of about one message a second.
 """
 from __future__ import annotations
 
@@ -21,9 +25,11 @@ import time
 import redis
 from slack_sdk import WebClient
 
-from app import health, keys, outbox, startup, state, utils
+from app import health, keys, outbox, startup, state, story, utils
 from app.backoff import Backoff
+from app.slack import messages
 from app.slack.delivery import DELIVERED_TTL_S, Delivery, Permanent, Transient, Undeliverable
+from app.storage import events
 
 log = logging.getLogger("notifier")
 
@@ -112,7 +118,7 @@ class Notifier:
                 if not entries:
                     last_id = ">"  # nothing (more) pending: new entries from now on
                     continue
-                self.process(*entries[0])
+                self.process(*entries[0], coalesce=last_id == ">")
                 redis_backoff.reset()
             except state.REDIS_DOWN as e:
                 log.warning("Redis unreachable (%s); retrying in %.1f s", type(e).__name__, redis_backoff.delay)
@@ -125,9 +131,35 @@ class Notifier:
                 log.warning("The outbox consumer group is gone (Redis restarted empty?); recreating it")
                 last_id, ready = "0", False
 
-    def process(self, entry_id: str, fields: dict | None) -> None:
-        """Deliver one entry, retrying until Slack accepts it (or we are stopping), then ack it."""
-        job = outbox.parse(fields or {})
+    def _claim_alerts(self, after: str, room: int, seen: set) -> tuple[list, list]:
+        """The alerts queued right behind entry `after` (a burst), claimed to share its message:
+        (alerts, anything else claimed on the way, which goes on its own afterwards)."""
+        behind = 0
+        for _, queued in self.r.xrange(keys.SLACK_OUTBOX, min=f"({after}", count=max(0, room)):
+            follower = outbox.parse(queued)
+            if follower is None or follower["type"] != "alert" or not events.is_event_id(follower.get("event_id")):
+                break
+            behind += 1
+        if not behind:
+            return [], []
+        # One consumer, and `after` was the last entry it read: the next new entries are those.
+        claimed = self.r.xreadgroup(keys.SLACK_OUTBOX_GROUP, self.consumer, {keys.SLACK_OUTBOX: ">"}, count=behind)
+        alerts, others = [], []
+        for eid, fields in claimed[0][1] if claimed else []:
+            job = outbox.parse(fields)
+            if job is None or job["id"] in seen or self.r.exists(keys.delivered(job["id"])):
+                self._ack(eid)                       # malformed, queued twice, or sent already
+                continue
+            seen.add(job["id"])
+            (alerts if job["type"] == "alert" and not others else others).append((eid, job))
+        return alerts, others
+
+    def process(self, entry_id: str, fields: dict | None, coalesce: bool = False) -> None:
+        """Deliver one entry, retrying until Slack accepts it (or we are stopping), then ack it.
+        With `coalesce`, an alert takes the alerts queued behind it into its message until it is posted."""
+        self._deliver(entry_id, outbox.parse(fields or {}), coalesce)
+
+    def _deliver(self, entry_id: str, job: dict | None, coalesce: bool = False) -> None:
         if job is None:
             log.error("Dropping malformed outbox entry %s", entry_id)
             self._ack(entry_id)
@@ -137,14 +169,34 @@ class Notifier:
             log.info("Job %s was already delivered; not sending it again", job_id)
             self._ack(entry_id)
             return
+        followers, later = [], []
+        try:
+            self._attempts(entry_id, job, followers, later, coalesce and job["type"] == "alert"
+                           and events.is_event_id(job.get("event_id")))
+        finally:
+            for eid, other in later:             # claimed on the way: each on its own, in order
+                if not self.stop.is_set():
+                    self._deliver(eid, other)
+
+    def _attempts(self, entry_id: str, job: dict, followers: list, later: list, coalesce: bool) -> None:
+        job_id = job["id"]
+        seen = {job_id}
         attempt, unexpected, backoff = 0, 0, Backoff(self.backoff_base, self.backoff_max)
         while not self.stop.is_set():
+            # A burst queued behind this alert (or alerts held while Slack was away) joins its
+            # message, up to MAX_SHOWN, as long as the message is not posted yet.
+            if coalesce and not self.r.hexists(story.key(job["event_id"]), "ts") and not later:
+                more, odd = self._claim_alerts(followers[-1][0] if followers else entry_id,
+                                               messages.MAX_SHOWN - 1 - len(followers), seen)
+                followers += more
+                later += odd
             try:
-                self.delivery.deliver(job)
+                self.delivery.deliver(job, [f for _, f in followers])
                 break
             except Undeliverable as e:
                 log.error("Dropping job %s: %s", job_id, e)
                 self._ack(entry_id)
+                later[:0] = followers
                 return
             except Transient as e:
                 attempt += 1
@@ -167,13 +219,17 @@ class Notifier:
                 log.exception("Job %s failed unexpectedly (%d of %d)", job_id, unexpected, UNEXPECTED_TRIES)
                 if unexpected >= UNEXPECTED_TRIES:
                     self._park(entry_id, job, f"{type(e).__name__}: {str(e)[:200]}")
+                    if followers and self.r.hexists(story.key(job["event_id"]), "ts"):
+                        self._finish(None, None, followers)  # in its posted message, which it completes later
+                    else:
+                        later[:0] = followers                # not posted: each goes on its own
                     return
                 self._sleep(backoff.next())
         else:
             return  # stopping: the job stays pending and is delivered after the restart
-        self._finish(entry_id, job_id)
-        self.sent += 1
-        log.info("Delivered %s", job_id)
+        self._finish(entry_id, job_id, followers)
+        self.sent += 1 + len(followers)
+        log.info("Delivered %s%s", job_id, f" with {len(followers)} more alerts in its message" if followers else "")
         self._set_state("ok", f"{self.sent} sent")
 
     def _park(self, entry_id: str, job: dict, error: str) -> None:
@@ -223,13 +279,17 @@ class Notifier:
                 if backoff.wait(self.stop):
                     return
 
-    def _finish(self, entry_id: str, job_id: str) -> None:
-        """Mark the job delivered, then ack it (one transaction)."""
+    def _finish(self, entry_id: str, job_id: str, followers: list[tuple[str, dict]] = ()) -> None:
+        """Mark the job (and the alerts that shared its message) delivered, then ack them (one transaction)."""
+        done = [(entry_id, job_id)] if entry_id else []
+        done += [(eid, job["id"]) for eid, job in followers]
+
         def write():
             with self.r.pipeline(transaction=True) as p:
-                p.set(keys.delivered(job_id), time.time(), ex=DELIVERED_TTL_S)
-                p.delete(keys.uploaded(job_id), keys.inflight(job_id))
-                p.xack(keys.SLACK_OUTBOX, keys.SLACK_OUTBOX_GROUP, entry_id)
+                for eid, jid in done:
+                    p.set(keys.delivered(jid), time.time(), ex=DELIVERED_TTL_S)
+                    p.delete(keys.uploaded(jid), keys.inflight(jid))
+                    p.xack(keys.SLACK_OUTBOX, keys.SLACK_OUTBOX_GROUP, eid)
                 p.execute()
         self._persist(f"{job_id} as delivered", write)
 

@@ -4,6 +4,7 @@ Layout under the data dir (paths in metadata are relative to it):
     events/<YYYY-MM-DD>/<event id>.jpg        annotated snapshot (boxes drawn), what Slack shows
     events/<YYYY-MM-DD>/<event id>.clean.jpg  the same frame without drawing (for training)
     events/<YYYY-MM-DD>/<event id>.json       metadata, written last: its presence means complete
+    events/<YYYY-MM-DD>/<event id>.mp4        the event's clip (or .gif where H.264 cannot be made)
 """
 from __future__ import annotations
 
@@ -51,10 +52,10 @@ def event_dir(data_dir: Path, event_id: str) -> Path:
 
 
 def event_files(data_dir: Path, event_id: str) -> dict[str, Path]:
-    """Paths of an event's snapshot, clean frame and metadata."""
+    """Paths of an event's snapshot, clean frame, metadata and clip (one of its two kinds)."""
     d = event_dir(data_dir, event_id)
     return {"snapshot": d / f"{event_id}.jpg", "clean": d / f"{event_id}.clean.jpg",
-            "meta": d / f"{event_id}.json"}
+            "meta": d / f"{event_id}.json", "clip": d / f"{event_id}.mp4", "clip_gif": d / f"{event_id}.gif"}
 
 
 def complete_ids(data_dir: Path) -> list[str]:
