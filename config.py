@@ -26,9 +26,10 @@ from config_sections.presence import (CommandProviderConfig, LanProviderConfig, 
 from config_sections.model import Field, Invalid
 from config_sections.schedule import ScheduleConfig
 from config_sections.services import S3Config, SlackConfig
+from config_sections.web import WebConfig
 
 __all__ = ["ROOT", "SAMPLE_CLIP", "ConfigError", "Section", "Settings", "AlertsConfig", "ScheduleConfig", "CameraConfig", "MotionConfig",
-           "TriggerConfig", "EventsConfig", "ClipsConfig", "PanTiltConfig", "VerifierConfig", "SlackConfig", "S3Config",
+           "TriggerConfig", "EventsConfig", "ClipsConfig", "PanTiltConfig", "VerifierConfig", "SlackConfig", "S3Config", "WebConfig",
            "PresenceConfig", "PersonConfig", "ProviderConfig", "RouterLoginConfig", "RouterProviderConfig",
            "LanProviderConfig", "CommandProviderConfig", "load_settings", "load_or_exit", "read_dotenv", "environment",
            "settings_table", "ENV_NAMES"]
@@ -56,11 +57,17 @@ class Settings(Section):
     verifier: VerifierConfig = Field(default_factory=VerifierConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
 
     # events/ and training/ belong to app/storage (events.py and labels.py own their layout).
     @property
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def serves_http(self) -> bool:
+        """gunicorn runs: Slack posts to it (HTTP mode), or the web page is on."""
+        return bool(self.slack.signing_secret) or self.web.enabled
 
 
 # Environment variables with a documented name, and the setting each one fills.
@@ -71,6 +78,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "PYCAM_LAYOUT": ("layout",),
     "PYCAM_SOURCE": ("camera", "source"),
     "PYCAM_CLIPS": ("clips", "enabled"),
+    "PYCAM_WEB": ("web", "enabled"),
     "PYCAM_CAMERA_NAME": ("camera", "name"),
     "SLACK_BOT_TOKEN": ("slack", "bot_token"),
     "SLACK_SIGNING_SECRET": ("slack", "signing_secret"),

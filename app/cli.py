@@ -5,6 +5,7 @@
     pycam start|stop|status      every process (scripts/pycam: nohup; systemd users use systemctl)
     pycam logs [NAME]            the last lines of a process's log (default: all of them)
     pycam replay SRC [...]       replay a recording with the live code (app/security_system.py --replay)
+    pycam web-password           set the web page's password (stored hashed; the page then listens on the LAN)
 
 Installed into the virtualenv by `make venv` (pyproject.toml: `.venv/bin/pycam`).
 """
@@ -192,6 +193,29 @@ def setup(stdin=sys.stdin) -> int:
     return doctor()
 
 
+MIN_PASSWORD = 10
+
+
+def web_password(stdin=sys.stdin) -> int:
+    """Ask for the web page's password twice and store its scrypt hash in the data dir."""
+    import config
+    from app.web import auth
+    settings = config.load_or_exit()
+    ask = (lambda prompt: getpass.getpass(prompt)) if stdin.isatty() else (lambda prompt: stdin.readline().rstrip("\n"))
+    password = ask("New web page password: ")
+    if len(password) < MIN_PASSWORD:
+        print(f"pycam: at least {MIN_PASSWORD} characters, please; nothing changed", file=sys.stderr)
+        return 1
+    if ask("Once more: ") != password:
+        print("pycam: the two differ; nothing changed", file=sys.stderr)
+        return 1
+    auth.set_password(settings.data_dir, password)
+    print(f"Password set ({auth.web_dir(settings.data_dir) / 'password'}, hashed)."
+          + ("" if settings.web.enabled else " Turn the page on with PYCAM_WEB=1 in .env (web.enabled),")
+          + f" then `pycam restart`: it listens on the LAN at port {settings.web.port}.")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="pycam", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -202,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     logs = sub.add_parser("logs", help="the last lines of the logs")
     logs.add_argument("name", nargs="?")
     logs.add_argument("-n", type=int, default=40)
+    sub.add_parser("web-password", help="set the web page's password")
     replay = sub.add_parser("replay", help="replay a recording with the live code")
     replay.add_argument("rest", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
@@ -209,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         return doctor()
     if args.command == "setup":
         return setup()
+    if args.command == "web-password":
+        return web_password()
     if args.command in ("start", "stop", "status", "restart"):
         return subprocess.call([str(ROOT / "scripts" / "pycam"), args.command], cwd=ROOT)
     if args.command == "logs":

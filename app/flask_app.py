@@ -1,7 +1,9 @@
-"""The Slack app: `create_app(settings)` builds the Flask app gunicorn serves (see run_flask.py).
+"""The Slack app and the web page: `create_app(settings)` builds the Flask app gunicorn serves
+(see run_flask.py).
 
-It only answers Slack's HTTP requests, from Redis, within milliseconds; it never calls Slack's Web
-API itself (the notifier does, from the outbox).
+It answers Slack's HTTP requests from Redis within milliseconds, and never calls Slack's Web API
+itself (the notifier does, from the outbox). With `web.enabled` it also serves the local web page
+(app/web/pages.py), behind its own password.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import redis
 from flask import Flask, jsonify
@@ -32,6 +35,7 @@ class PycamExtension:
     settings: object
     r: redis.Redis
     verifier: SignatureVerifier | None
+    raw: redis.Redis | None = None          # keeps bytes: the live view's frames
     heartbeat: threading.Thread | None = field(default=None)
 
 
@@ -39,7 +43,7 @@ def create_app(settings, redis_client: redis.Redis | None = None) -> Flask:
     """The Flask app for these settings; raises MissingSecretError without a signing secret, unless
     Slack comes in over Socket Mode (SLACK_APP_TOKEN): then /slack/* answer 404 and /healthz stays."""
     secret = settings.slack.signing_secret.get_secret_value() if settings.slack.signing_secret else ""
-    if not secret.strip() and not settings.slack.app_token:
+    if not secret.strip() and not settings.slack.app_token and not settings.web.enabled:
         raise MissingSecretError(
             "SLACK_SIGNING_SECRET is not set: the Slack app will not start without it, because every "
             "request must be verified. Copy it from your Slack app's Basic Information page into .env.")
@@ -51,6 +55,15 @@ def create_app(settings, redis_client: redis.Redis | None = None) -> Flask:
     verifier = SignatureVerifier(secret) if secret.strip() else None   # None: HTTP mode is off
     app.extensions["pycam"] = PycamExtension(settings=settings, r=r, verifier=verifier)
     app.register_blueprint(bp)
+    if settings.web.enabled:
+        from app.web import auth
+        from app.web.pages import bp as web
+        app.config.update(SECRET_KEY=auth.secret_key(settings.data_dir), SESSION_COOKIE_NAME="pycam_session",
+                          SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+                          PERMANENT_SESSION_LIFETIME=timedelta(days=settings.web.session_days))
+        app.extensions["pycam"].raw = redis.Redis.from_url(settings.redis_url, socket_timeout=2.0,
+                                                           socket_connect_timeout=2.0)
+        app.register_blueprint(web)
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):

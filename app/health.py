@@ -26,8 +26,8 @@ PROCESSES = ("security_system", "notifier", "slack_socket", "flask_app", "who_is
 def expected_processes(settings) -> list[str]:
     """The processes that should be running with these settings."""
     expected = ["security_system", "notifier", "watchdog"]
-    if settings.slack.signing_secret:
-        expected.append("flask_app")          # HTTP mode: Slack posts to gunicorn
+    if settings.serves_http:
+        expected.append("flask_app")          # HTTP mode (Slack posts to gunicorn), or the web page
     if settings.slack.app_token:
         expected.append("slack_socket")       # Socket Mode: the way Slack reaches the Pi
     if settings.presence.people or settings.schedule.arm:

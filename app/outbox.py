@@ -17,6 +17,8 @@ Every job has an `id` (unique and stable: the notifier sends each id at most onc
   button's response_url.
 - `image_response`: {response_url, snapshot, text} -> upload the snapshot into the channel and
   tell the user through response_url (the slow half of /pycam_latest).
+- `live_image`: {response_url, text} -> ask the camera for its frame now (app/live.py), upload it
+  into the channel and tell the user (the slow half of /pycam_live); the frame never touches disk.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ import redis
 
 from app import keys
 
-JOB_TYPES = ("alert", "update", "clip", "message", "response", "image_response")
+JOB_TYPES = ("alert", "update", "clip", "message", "response", "image_response", "live_image")
 OUTBOX_MAXLEN = 10000
 
 

@@ -82,7 +82,8 @@ class ClipsConfig(Section):
     enabled: bool = Field(True, description="Record a short clip of each event, posted in its Slack thread.")
     pre_s: float = Field(2.0, ge=0, le=10, description="Seconds before the trigger kept in memory and put in the clip.")
     post_s: float = Field(3.0, ge=0, le=30, description="Seconds recorded after the motion ends.")
-    max_s: float = Field(30.0, ge=2, le=300, description="Longest clip; an event that goes on longer is cut here.")
+    max_s: float = Field(30.0, ge=2, le=300, description=(
+        "A clip ends at most this long after its trigger (the pre-roll comes on top): a longer event is cut here."))
     width: int = Field(640, ge=160, le=1920, description="Clip width in pixels (the height follows the camera's).")
     fps: float = Field(10.0, gt=0, le=30, description="Clip frame rate (frames are dropped or repeated to keep time).")
     encoder: Literal["auto", "h264_v4l2m2m", "libx264", "gif"] = Field("auto", description=(

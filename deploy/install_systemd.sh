@@ -35,7 +35,7 @@ sources() { echo "$ROOT"/deploy/systemd/pycam-*.service "$ROOT/deploy/pycam.targ
 layout_units() {  # the services of the configured layout, from pycam's settings (.env, pycam.yaml)
   local out
   out="$(cd "$ROOT" && .venv/bin/python -c 'import config; s = config.load_or_exit()
-print(s.layout, "http" if s.slack.signing_secret else "socket")')" || return 2
+print(s.layout, "http" if s.serves_http else "socket")')" || return 2
   echo pycam-security-system.service
   case "$out" in compact*) ;; *) echo pycam-glances.service ;; esac
   case "$out" in

@@ -8,7 +8,7 @@ data="${PYCAM_DATA_DIR:-$here/data}"
 if command -v redis-cli >/dev/null 2>&1 && redis-cli -p 6379 ping >/dev/null 2>&1; then
   echo "redis://localhost:6379/0"; exit 0
 fi
-"$here/scripts/ensure_packages.sh"
+command -v redis-server >/dev/null 2>&1 || "$here/scripts/ensure_packages.sh"
 mkdir -p "$data/redis" "$data/logs"
 redis-server --port 6379 --bind 127.0.0.1 --dir "$data/redis" --appendonly yes \
   --appendfsync everysec --daemonize yes --pidfile "$data/redis/redis.pid" \

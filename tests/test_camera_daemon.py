@@ -295,6 +295,7 @@ def test_the_camera_watches_while_its_event_store_is_scanned(tmp_path, redis_url
     settings = config.load_settings(env={"REDIS_URL": redis_url, "PYCAM_DATA_DIR": str(tmp_path / "data"),
                                          "PYCAM_SOURCE": short_clip})
     settings.camera.loop = False
+    settings.clips.enabled = False             # a clip being encoded would be a file the count races with
     r.set(keys.CAMERA_STATUS, "true")
     stop_flag = StopFlag()
     daemon = CameraDaemon(settings, state.connect(redis_url, "test"), stop_flag)

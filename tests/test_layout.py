@@ -10,9 +10,10 @@ from tests.conftest import ROOT
 SHELLS = {"app.security_system", "app.notifier", "app.who_is_home", "app.s3_upload", "app.slack_socket",
           "app.services", "app.watchdog"}
 CORE = {"app", "app.keys", "app.state", "app.utils", "app.backoff", "app.outbox", "app.health", "app.arming",
-        "app.startup", "app.alarms", "app.schedule", "app.story"}
+        "app.startup", "app.alarms", "app.schedule", "app.story", "app.live"}
 # Which wings each wing may import besides the core (and itself).
 WINGS = {"app.storage": set(), "app.camera": {"app.storage"}, "app.presence": {"app.storage"},
+         "app.web": {"app.slack", "app.storage"},
          "app.slack": {"app.storage"}, "app.watch": {"app.storage"}}
 
 

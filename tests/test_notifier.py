@@ -162,7 +162,9 @@ def test_alerts_pile_up_during_an_outage_then_all_arrive_once_in_order(settings,
         assert notifier.sent == 5
     messages = fake.accepted("chat.postMessage")
     assert message_event_ids(messages) == ids  # once each, in order
-    assert len(messages) == 1                  # queued together, they share one message
+    # Queued together, they share one message; after a post that got no answer (hang), Slack may
+    # have shown it already, so that one keeps only the alert it had.
+    assert len(messages) == (1 if mode == "500" else 2)
     assert len(fake.accepted("files.completeUploadExternal")) == 5
     assert pending(r) == 0
 
@@ -255,7 +257,8 @@ def a_second_notifier_delivers_each_once(tmp_path, redis_url, r, fake, ids) -> N
     """Start a notifier again; each alert arrives exactly once (picture and message), in order."""
     second = start_notifier(tmp_path, redis_url, fake)
     try:
-        assert fake.wait_for(lambda: pending(r) == 0 and fake.accepted("chat.postMessage"), timeout=20)
+        assert fake.wait_for(lambda: set(message_event_ids(fake.accepted("chat.postMessage"))) >= set(ids)
+                             and pending(r) == 0, timeout=20)
         time.sleep(0.5)    # nothing more arrives
     finally:
         stop_within_2s(second)

@@ -1,5 +1,5 @@
 """The camera daemon's control from Redis: a link that never stalls the frame loop, and the
-switches it obeys (armed, notifications, training mode, the pan-tilt target).
+switches it obeys (armed, notifications, training mode, the pan-tilt target, a live viewer).
 
 Redis being down never stops the camera: calls fail fast and are not retried for a second; the
 last switches read stay in force, and recorded events wait (app/camera/publisher.py).
@@ -55,9 +55,11 @@ class Switches:
     training: bool = False
     pantilt_target: object = None
     schedule: str | None = None   # the schedule set from Slack, as stored (None: pycam.yaml's)
+    watched: bool = False         # someone watches the live view (app/live.py)
 
 
-CONTROL_KEYS = (keys.CAMERA_STATUS, keys.CAMERA_NOTIFICATIONS, keys.TRAINING_MODE, keys.PANTILT, keys.SCHEDULE)
+CONTROL_KEYS = (keys.CAMERA_STATUS, keys.CAMERA_NOTIFICATIONS, keys.TRAINING_MODE, keys.PANTILT, keys.SCHEDULE,
+                keys.LIVE_VIEWER)
 
 
 def read_switches(r) -> Switches:
@@ -66,7 +68,7 @@ def read_switches(r) -> Switches:
     return Switches(armed=state.decode_flag(keys.CAMERA_STATUS, raw[0]), armed_known=raw[0] is not None,
                     notifications=state.decode_flag(keys.CAMERA_NOTIFICATIONS, raw[1]),
                     training=state.decode_flag(keys.TRAINING_MODE, raw[2]),
-                    pantilt_target=state.decode_json(raw[3]), schedule=raw[4])
+                    pantilt_target=state.decode_json(raw[3]), schedule=raw[4], watched=raw[5] is not None)
 
 
 class ArmedMemory:

@@ -26,7 +26,7 @@ from datetime import datetime
 import cv2
 
 import config
-from app import health, keys, outbox, schedule, state
+from app import health, keys, live, outbox, schedule, state
 from app.alarms import Board, clock, duration
 from app.camera import clips
 from app.camera.capture import Capture
@@ -98,6 +98,7 @@ class CameraDaemon:
         self.disk_low: str | None = None        # the data disk is nearly full (checked with each heartbeat)
         self.next_alarms = 0.0
         self.next_control = self.next_beat = self.next_retention = 0.0
+        self.next_live = 0.0                    # when the live view gets its next frame
 
     # ---------- control from Redis ----------
     def poll_control(self) -> None:
@@ -140,6 +141,8 @@ class CameraDaemon:
             self.capture.close()
         else:
             self.capture.rearm()
+            if self.capture.is_open:     # open for the live view: watching starts with a new background
+                self.pipeline.relearn(time.time())
 
     def move_camera(self, target) -> None:
         """Point the Pan-Tilt HAT at the target, then re-learn the background (no alert for the move)."""
@@ -199,6 +202,7 @@ class CameraDaemon:
         result, step = self.pipeline.step(frame.index, frame.time, frame.detect)
         self.frame_time = frame.time     # the clips' clock: a file read fast runs ahead of the wall's
         self.clips.feed(frame.time, frame.snapshot)
+        self._live(frame)
         if step.ended is not None:
             self._end_event(step.ended)
         if step.alert is not None:
@@ -269,6 +273,36 @@ class CameraDaemon:
         if meta is not None:
             self.publisher.changed(meta, "end")
 
+    def _live(self, frame) -> None:
+        """A frame for the live view, a few times a second, only while someone watches."""
+        if not self.switches.watched or frame.time < self.next_live:
+            return
+        self.next_live = max(self.next_live + 1 / self.s.web.live_fps, frame.time)
+        jpeg = live.encode(frame.snapshot(), self.s.web.live_width)
+        self.link.call(live.publish, self.link.r, jpeg, frame.time)
+
+    def watch_disarmed(self) -> None:
+        """Disarmed, the camera is released, unless someone watches the live view: then it is
+        opened for that alone (no detection, no events) and released when they leave."""
+        if not self.switches.watched:
+            if self.capture.is_open:
+                self.capture.close()
+            self.stop.wait(0.1)
+            return
+        if not self.capture.is_open and not self.capture.open():
+            self.stop.wait(0.1)
+            return
+        frame = self.capture.read()
+        if frame is not None:
+            self._live(frame)
+
+    def _held(self, event_id: str) -> dict | None:
+        """The metadata dict the daemon holds for an event not yet published (being verified, or
+        waiting for Redis): a change must go into that one, which is what gets published."""
+        if self.verifying is not None and self.verifying[0]["id"] == event_id:
+            return self.verifying[0]
+        return next((m for kind, m in self.publisher.pending if kind == "event" and m["id"] == event_id), None)
+
     def _clip_path(self, event_id: str, ext: str):
         return event_files(self.s.data_dir, event_id)["clip" if ext == ".mp4" else "clip_gif"]
 
@@ -280,7 +314,7 @@ class CameraDaemon:
             if self.clips.encoder:
                 log.info("Event clips: %s", self.clips.encoder)
         for result in self.clips.poll(self.frame_time) if results is None else results:
-            meta = self.recorder.clipped(result)
+            meta = self.recorder.clipped(result, self._held(result.event_id))
             if meta is not None:
                 self.publisher.changed(meta, "clip")
 
@@ -386,7 +420,10 @@ class CameraDaemon:
                         log.info("Retention deleted %d old events", deleted)
                 if not self.capture.is_open:
                     self._advance_verification(time.time())   # the event ended with the source
-                if not self.switches.armed or (not self.capture.is_open and not self._open()):
+                if not self.switches.armed:
+                    self.watch_disarmed()
+                    continue
+                if not self.capture.is_open and not self._open():
                     self.stop.wait(0.1)
                     continue
                 self.step()

@@ -112,14 +112,16 @@ class EventRecorder:
             self._update(meta)
         return meta
 
-    def clipped(self, result) -> dict | None:
-        """An event's clip is written (app/camera/clips.py): record it; returns the metadata, or None
-        when there is no clip (it failed) or no event any more (retention took it meanwhile)."""
+    def clipped(self, result, meta: dict | None = None) -> dict | None:
+        """An event's clip is written (app/camera/clips.py): record it in `meta` (the dict the
+        daemon still holds for the event, else the one on disk); returns the metadata, or None when
+        there is no clip (it failed) or no event any more (retention took it meanwhile)."""
         if result.path is None:
             log.warning("No clip for event %s: %s", result.event_id, result.error)
             return None
-        meta = self.recent.get(result.event_id) or self.store.load(result.event_id)
-        if meta is None or not meta.get("stored", True):
+        meta = meta or self.recent.get(result.event_id) or self.store.load(result.event_id)
+        gone = not self.store.event_files(result.event_id)["meta"].exists()
+        if meta is None or gone or not meta.get("stored", True):
             result.path.unlink(missing_ok=True)
             return None
         meta["clip"] = str(result.path.relative_to(self.store.data_dir))

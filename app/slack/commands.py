@@ -43,6 +43,7 @@ HELP = "\n".join([
     "`/pycam_schedule`: arm windows and quiet hours (`/pycam_schedule help`)",
     "`/pycam_status`: what pycam is doing",
     "`/pycam_latest`: the latest snapshot",
+    "`/pycam_live`: what the camera sees now (and a link to the live view)",
     "`/pycam_events [N]`: the last events and what became of each (sent, held back, quiet hours)",
     "`/notifications_on`, `/notifications_off`: alerts in Slack (events are recorded either way)",
     "`/auto_detect_on`, `/auto_detect_off`: arm when everyone has left, disarm when someone is home",
@@ -222,6 +223,15 @@ def cmd_events(r: redis.Redis, settings, cmd: Command) -> dict:
                      "(snapshots in the data dir's events/ folder):\n" + "\n".join(lines))
 
 
+def cmd_live(r: redis.Redis, settings, cmd: Command) -> dict:
+    """The camera's picture now: the notifier asks the camera for a frame and posts it."""
+    link = f" Live view: {settings.web.url.rstrip('/')}/live" if settings.web.enabled and settings.web.url else ""
+    if cmd.response_url:
+        outbox.enqueue(r, outbox.make_job("live_image", response_url=cmd.response_url,
+                                          text=f"{settings.camera.name} now."))
+    return ephemeral("Asking the camera for its picture now; it follows in a few seconds." + link)
+
+
 def cmd_help(r: redis.Redis, settings, cmd: Command) -> dict:
     return ephemeral(HELP)
 
@@ -241,8 +251,10 @@ HANDLERS: dict[str, Callable[[redis.Redis, object, Command], dict]] = {
     "rotate": cmd_rotate,
     "schedule": cmd_schedule,
     "events": cmd_events,
+    "live": cmd_live,
     "help": cmd_help,
 }
 # Slash command names (as registered in slack-app-manifest.yml) that differ from their subcommand.
 SLASH_ALIASES = {"pycam_on": "on", "pycam_off": "off", "pycam_status": "status", "pycam_latest": "latest",
-                 "pycam_help": "help", "pycam_schedule": "schedule", "pycam_events": "events"}
+                 "pycam_help": "help", "pycam_schedule": "schedule", "pycam_events": "events",
+                 "pycam_live": "live"}

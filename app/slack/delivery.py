@@ -12,11 +12,12 @@ from pathlib import Path
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 
+import redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.webhook import WebhookClient
 
-from app import keys, state, story
+from app import keys, live, outbox, state, story
 from app.slack import messages
 from app.storage import events
 
@@ -105,12 +106,13 @@ class Delivery:
         self.http_timeout = http_timeout
         self._persist = persist
         self.last_post = 0.0
+        self.raw: redis.Redis | None = None     # keeps bytes, for the live frame
 
     def deliver(self, job: dict, followers: list[dict] = ()) -> None:
         """Send one job (an alert with the alerts queued behind it: one message); raises
         Transient, Permanent or Undeliverable."""
         kind = job["type"]
-        if kind in ("response", "image_response") and not response_url_allowed(
+        if kind in ("response", "image_response", "live_image") and not response_url_allowed(
                 job.get("response_url"), self.settings.slack.api_url):
             raise Undeliverable("its response_url is not a Slack hooks URL")
         if kind in ("alert", "update", "clip") and not events.is_event_id(job.get("event_id")):
@@ -137,6 +139,34 @@ class Delivery:
             text = str(job.get("text") or "") if done else "That snapshot is no longer stored."
             self._respond(job["response_url"], {"text": text, "response_type": "ephemeral",
                                                 "replace_original": False})
+        elif kind == "live_image":
+            frame = self._live_frame()
+            if frame is None:
+                text = "The camera sends no picture now: it is lost, or stopped (see /pycam_status)."
+            else:
+                taken, jpeg = frame
+                title = f"{job.get('text') or 'Live'} ({time.strftime('%H:%M:%S', time.localtime(taken))})"
+                self._upload_once(job, None, title=title, filename=f"live-{int(taken)}.jpg", data=jpeg)
+                text = title
+            self._respond(job["response_url"], {"text": text, "response_type": "ephemeral",
+                                                "replace_original": False})
+
+    def post_wait(self) -> float:
+        """Seconds before the next post may go (Slack's rate of about one a second)."""
+        return max(0.0, self.last_post + POST_INTERVAL_S - time.monotonic())
+
+    def _live_frame(self, wait_s: float = 4.0) -> tuple[float, bytes] | None:
+        """A fresh frame from the camera (it sends while a viewer is registered), or None."""
+        if self.raw is None:
+            self.raw = redis.Redis.from_url(self.settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        end = time.monotonic() + wait_s
+        while time.monotonic() < end:
+            live.watch(self.r)
+            got = live.latest(self.raw)
+            if got is not None and time.time() - got[0] < 2:
+                return got
+            time.sleep(0.1)
+        return None
 
     def _channel(self) -> str:
         if not self.has_token or not self.settings.slack.channel_id:
@@ -164,7 +194,8 @@ class Delivery:
                 raise Transient("chat.postMessage gave no ts")
             # Found again after a lost answer: the message names the events it shows.
             payload = (found.get("metadata") or {}).get("event_payload") or {}
-            members = [i for i in payload.get("events") or [] if events.is_event_id(i)] or ids
+            shown = [i for i in payload.get("events") or [] if events.is_event_id(i)]
+            members = (shown + [i for i in ids if i not in shown])[:messages.MAX_SHOWN]
             self._persist(f"the message of {job['id']}", lambda: story.posted(self.r, members, channel, ts))
             head = story.read(self.r, job["event_id"])
         by_id = {j["event_id"]: j for j in jobs}
@@ -180,6 +211,8 @@ class Delivery:
                                         key=f"{job['id']}:{event_id}")
             if file_id:
                 self._persist(f"the snapshot of {event_id}", lambda: story.note(self.r, event_id, file=file_id))
+            if told.facts.get("clip_s") is not None:   # an alert sent late (set aside) brings its clip
+                self._upload_clip(job, event_id, told)
         self._show(head.members, jobs)
 
     def _update(self, job: dict) -> None:
@@ -191,20 +224,25 @@ class Delivery:
     def _clip(self, job: dict) -> None:
         told = story.read(self.r, job["event_id"])
         if told.ts is None:
-            return                          # the event had no message
-        if not told.clip_file:
-            path = data_path(self.settings.data_dir, job.get("clip"))
-            if path is None or not path.is_file():
-                log.info("Job %s: the clip is no longer stored", job["id"])
-                return
-            title = "Clip: " + messages.alert_text(told.facts.get("camera") or self.settings.camera.name,
-                                                   told.facts.get("time"), told.facts.get("area"))
-            file_id = self._upload_once(job, path, title=title, filename=path.name, thread_ts=told.ts)
-            if not file_id:
-                return
-            self._persist(f"the clip of {job['event_id']}", lambda: story.note(self.r, job["event_id"],
-                                                                               clip_file=file_id))
+            return                          # no message (yet: an alert set aside brings its clip itself)
+        self._upload_clip(job, job["event_id"], told)
         self._show(told.members)
+
+    def _upload_clip(self, job: dict, event_id: str, told: story.Story) -> None:
+        """The event's clip into its message's thread, once (found from the event id alone)."""
+        if told.clip_file:
+            return
+        files = events.event_files(self.settings.data_dir, event_id)
+        path = next((p for p in (files["clip"], files["clip_gif"]) if p.is_file()), None)
+        if path is None:
+            log.info("Job %s: the clip of %s is not stored", job["id"], event_id)
+            return
+        title = "Clip: " + messages.alert_text(told.facts.get("camera") or self.settings.camera.name,
+                                               told.facts.get("time"), told.facts.get("area"))
+        file_id = self._upload_once(job, path, title=title, filename=path.name, thread_ts=told.ts,
+                                    key=f"clip:{event_id}")
+        if file_id:
+            self._persist(f"the clip of {event_id}", lambda: story.note(self.r, event_id, clip_file=file_id))
 
     def _shown(self, event_ids: list[str], jobs: list[dict] = ()) -> list[tuple[str, dict, dict]]:
         """What the message shows of each event: its story (or, for an alert queued before
@@ -232,9 +270,13 @@ class Delivery:
                 break
             except Permanent as e:
                 if str(e) == "invalid_blocks" and images:
-                    # Slack has not finished with the snapshot: the thread shows it meanwhile,
-                    # and the next update tries again.
+                    # Slack has not finished with the snapshot: the thread shows it meanwhile, and
+                    # one more update, queued behind what waits now, tries again.
                     log.info("Slack cannot show the snapshot in the message yet; updating without it")
+                    if not self.r.hexists(story.key(event_ids[0]), "image_retry"):
+                        story.note(self.r, event_ids[0], image_retry=1)
+                        outbox.enqueue(self.r, outbox.make_job("update", event_id=event_ids[0]))
+                        versions = {}            # not shown yet: that update shows it
                     continue
                 if str(e) in STALE_MESSAGE:
                     log.warning("Cannot update the message of %s (%s); leaving it as it is", event_ids[0], e)
@@ -324,7 +366,7 @@ class Delivery:
         return self._step(job["id"], "post", post, already)
 
     def _upload_once(self, job: dict, path: Path | None, title: str, filename: str | None = None,
-                     thread_ts: str | None = None, key: str | None = None) -> str | None:
+                     thread_ts: str | None = None, key: str | None = None, data: bytes | None = None) -> str | None:
         """Upload a file of the job (into a message's thread when `thread_ts` is given) unless an
         earlier attempt finished it; its Slack file id ("" when Slack did not say), None when the
         file is gone. `key` names the upload when a job has several."""
@@ -332,16 +374,17 @@ class Delivery:
         done = state.get_json(self.r, keys.uploaded(key))
         if isinstance(done, dict):
             return done.get("file_id") or ""
-        if path is None or not path.is_file():
-            log.warning("Job %s: %r is missing; sending the text alone", job["id"], path.name if path else None)
-            return None
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            log.warning("Job %s: cannot read %s (%s); sending the text alone", job["id"], path.name, e)
-            return None
+        if data is None:
+            if path is None or not path.is_file():
+                log.warning("Job %s: %r is missing; sending the text alone", job["id"], path.name if path else None)
+                return None
+            try:
+                data = path.read_bytes()
+            except OSError as e:
+                log.warning("Job %s: cannot read %s (%s); sending the text alone", job["id"], path.name, e)
+                return None
+            filename = filename or f"{path.stem}-{job['id'][-8:]}{path.suffix}"   # names this job's upload
         channel = self._channel()
-        filename = filename or f"{path.stem}-{job['id'][-8:]}{path.suffix}"   # names this job's upload
         where = {"thread_ts": thread_ts} if thread_ts else {}
 
         def already(since: float) -> dict | None:

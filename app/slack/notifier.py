@@ -170,13 +170,11 @@ class Notifier:
             self._ack(entry_id)
             return
         followers, later = [], []
-        try:
-            self._attempts(entry_id, job, followers, later, coalesce and job["type"] == "alert"
-                           and events.is_event_id(job.get("event_id")))
-        finally:
-            for eid, other in later:             # claimed on the way: each on its own, in order
-                if not self.stop.is_set():
-                    self._deliver(eid, other)
+        self._attempts(entry_id, job, followers, later, coalesce and job["type"] == "alert"
+                       and events.is_event_id(job.get("event_id")))
+        for eid, other in later:             # claimed on the way: each on its own, in order
+            if not self.stop.is_set():
+                self._deliver(eid, other)
 
     def _attempts(self, entry_id: str, job: dict, followers: list, later: list, coalesce: bool) -> None:
         job_id = job["id"]
@@ -185,7 +183,12 @@ class Notifier:
         while not self.stop.is_set():
             # A burst queued behind this alert (or alerts held while Slack was away) joins its
             # message, up to MAX_SHOWN, as long as the message is not posted yet.
-            if coalesce and not self.r.hexists(story.key(job["event_id"]), "ts") and not later:
+            # Not once a post was tried without an answer: Slack may show it with the members it had.
+            if (coalesce and len(followers) < messages.MAX_SHOWN - 1 and not later
+                    and not self.r.hexists(story.key(job["event_id"]), "ts")
+                    and not self.r.hexists(keys.inflight(job_id), "post")):
+                # The post must wait for Slack's second anyway: alerts arriving meanwhile join it.
+                self._sleep(self.delivery.post_wait())
                 more, odd = self._claim_alerts(followers[-1][0] if followers else entry_id,
                                                messages.MAX_SHOWN - 1 - len(followers), seen)
                 followers += more

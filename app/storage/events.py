@@ -173,6 +173,9 @@ class EventStore:
             self.install(self.scan())
         return self._index
 
+    def event_files(self, event_id: str) -> dict[str, Path]:
+        return event_files(self.data_dir, event_id)
+
     def _files_of(self, event_id: str) -> list[Path]:
         """An event's files, by name (listing a day folder of 10^4 events would cost per event)."""
         return [f for f in event_files(self.data_dir, event_id).values() if f.exists()]
