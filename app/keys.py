@@ -33,9 +33,9 @@ EVENTS = "events"                              # stream: field "event" = JSON me
 LATEST_IMAGE = "latest_image"                  # JSON {event_id, path, time}: the newest snapshot
 UNVERIFIED_COUNT = "events:unverified"         # integer: events recorded but not notified (verifier said no)
 
-# Live view (app/live.py): image bytes only for the frame in flight.
+# Live view (app/live.py): image bytes only in flight, never stored.
 LIVE_VIEWER = "live:viewer"                    # set (with a short TTL) while someone watches: the camera sends frames
-LIVE_FRAME = "live:frame"                      # the newest live frame: 8-byte big-endian capture time (ms) + JPEG, short TTL
+LIVE_FRAMES = "live:frames"                    # pub/sub channel: 8-byte big-endian capture time (ms) + JPEG
 
 # Slack.
 SLACK_OUTBOX = "slack:outbox"                  # stream: field "job" = JSON job for the notifier

@@ -108,9 +108,9 @@ def one_run(tmp: Path, seconds: float, clips_on: bool) -> dict:
             step()
             steps.append(time.perf_counter() - s - camera.waited)   # the work, not the wait for a frame
 
-        def record_clip(result):
+        def record_clip(result, meta=None):
             clip_results.append((result, time.time()))
-            return clipped(result)
+            return clipped(result, meta)
 
         daemon.step, daemon.recorder.clipped = timed_step, record_clip
         notifier = Notifier(settings, state.connect(server.url, "bench-notifier"), stop=stop)

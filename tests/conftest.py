@@ -36,6 +36,17 @@ def process_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def wait_for(predicate, timeout: float, every: float = 0.2):
+    """predicate()'s first truthy value within `timeout` seconds (AssertionError otherwise)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as s:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 import redis
 
@@ -340,6 +341,60 @@ def test_with_redis_down_at_start_the_store_is_still_scanned_and_kept_under_its_
     try:
         wait_for(lambda: daemon.store.ready and len(daemon.store.index) == 1, timeout=10)
         assert len(list((tmp_path / "data" / "events").rglob("*.json"))) == 1
+    finally:
+        stop_flag.set()
+        thread.join(10)
+
+
+class StillCamera:
+    """A camera (the one part faked) showing one picture; counts how often it is opened."""
+    opened = 0
+
+    def __init__(self, picture):
+        self.picture, self.i = picture, 0
+
+    def open(self, cfg):
+        StillCamera.opened += 1
+        return self
+
+    def read(self):
+        from app.camera.sources import Frame
+        time.sleep(0.05)
+        self.i += 1
+        return Frame(self.i, time.time(), self.picture, lambda: self.picture)
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_a_disarmed_camera_opens_for_a_live_viewer_only_when_the_owner_allows_it(tmp_path, redis_url, r,
+                                                                                 short_clip, allowed):
+    import config
+    import redis as redis_py
+    from app import live, state
+    from app.camera.daemon import CameraDaemon
+    from app.utils import StopFlag
+
+    settings = config.load_settings(env={"REDIS_URL": redis_url, "PYCAM_DATA_DIR": str(tmp_path / "data")})
+    settings.web.live_when_disarmed = allowed
+    r.set(keys.CAMERA_STATUS, "false")
+    StillCamera.opened = 0
+    camera = StillCamera(cv2.imread(short_clip % 0))
+    stop_flag = StopFlag()
+    daemon = CameraDaemon(settings, state.connect(redis_url, "test"), stop_flag, open_source=camera.open)
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    try:
+        time.sleep(0.5)
+        assert StillCamera.opened == 0                       # disarmed, nobody watching: not looking
+        got = live.one_frame(r, redis_py.Redis.from_url(redis_url), wait_s=3)   # someone opens the live view
+        assert (got is not None) == allowed
+        assert daemon.capture.is_open == allowed
+        if allowed:
+            assert cv2.imdecode(np.frombuffer(got[1], np.uint8), cv2.IMREAD_COLOR).shape[1] == 640
+            r.delete(keys.LIVE_VIEWER)                       # they leave: the camera is released
+            wait_for(lambda: not daemon.capture.is_open, timeout=5)
     finally:
         stop_flag.set()
         thread.join(10)

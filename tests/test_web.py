@@ -125,6 +125,7 @@ def test_files_come_only_from_event_ids(client, settings, r):
     assert snap.status_code == 200 and snap.data == (settings.data_dir / meta["snapshot"]).read_bytes()
     part = client.get(f"/events/{meta['id']}/clip.mp4", headers={"Range": "bytes=0-99"})
     assert part.status_code == 206 and len(part.data) == 100 and part.mimetype == "video/mp4"
+    assert part.headers["Cache-Control"] == "private, no-store"      # no proxy or browser keeps it
     page = client.get(f"/events/{meta['id']}").get_data(as_text=True)
     assert f"/events/{meta['id']}/clip.mp4" in page
     for bad in ("/events/..%2F..%2Fetc%2Fpasswd/snapshot.jpg", "/events/20261130-000000-zzzzzz",
@@ -132,17 +133,43 @@ def test_files_come_only_from_event_ids(client, settings, r):
         assert client.get(bad).status_code in (404, 405), bad
 
 
-def test_the_live_frame_is_asked_for_and_served(client, r, redis_url):
+def test_the_live_stream_asks_the_camera_and_passes_its_frames_on(client, r, redis_url):
+    import threading
+
     import redis as redis_py
     log_in(client)
-    raw = redis_py.Redis.from_url(redis_url)
-    assert live.latest(raw) is None and not r.exists(keys.LIVE_VIEWER)
+    assert not r.exists(keys.LIVE_VIEWER)
     picture = live.encode(np.full((720, 1280, 3), 120, np.uint8), 640)
-    live.publish(r, picture, time.time())          # what the camera does once it sees a viewer
-    answer = client.get("/live.jpg")
-    assert answer.status_code == 200 and answer.data == picture
-    assert r.exists(keys.LIVE_VIEWER) and 0 < r.ttl(keys.LIVE_VIEWER) <= live.VIEWER_TTL_S
-    assert cv2.imdecode(np.frombuffer(answer.data, np.uint8), cv2.IMREAD_COLOR).shape == (360, 640, 3)
+
+    def camera():                                  # the camera daemon's part, once someone watches
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            if r.exists(keys.LIVE_VIEWER):
+                live.publish(r, picture, time.time())
+            time.sleep(0.1)
+    threading.Thread(target=camera, daemon=True).start()
+    answer = client.get("/live.mjpg", buffered=False)
+    assert answer.status_code == 200 and answer.mimetype == "multipart/x-mixed-replace"
+    chunk = next(answer.response)
+    answer.close()
+    assert chunk.startswith(b"--frame") and chunk.endswith(picture + b"\r\n")
+    assert 0 < r.ttl(keys.LIVE_VIEWER) <= live.VIEWER_TTL_S
+    frame = cv2.imdecode(np.frombuffer(picture, np.uint8), cv2.IMREAD_COLOR)
+    assert frame.shape == (360, 640, 3)
+    # Frames are published, never stored: nothing of them stays in Redis (nor its append-only file).
+    raw = redis_py.Redis.from_url(redis_url)
+    assert all(raw.type(k) != b"string" or b"\xff\xd8" not in raw.get(k) for k in raw.keys())
+
+
+def test_a_stream_that_never_started_gives_its_place_back(client):
+    log_in(client)
+    for _ in range(5):                             # HEAD never starts the body; the server closes it
+        answer = client.head("/live.mjpg")
+        assert answer.status_code == 200
+        answer.close()
+    answer = client.get("/live.mjpg", buffered=False)
+    assert answer.status_code == 200
+    answer.close()
 
 
 def test_slack_still_reaches_its_endpoints_without_a_login(client):
@@ -164,3 +191,41 @@ def test_passwords_hash_and_check():
     assert not auth.check_password("s3cret-enougH", stored)
     for broken in (None, "", "md5$x", "scrypt$1$2$3$zz$yy", stored.replace("scrypt", "bcrypt")):
         assert not auth.check_password("s3cret-enough", broken)
+
+
+def test_logging_out_or_a_new_password_ends_the_session(client, settings, r):
+    log_in(client)
+    with client.session_transaction() as session:
+        stolen = dict(session)
+    client.post("/logout", data={"csrf": csrf_of(client, "/events")})
+    with client.session_transaction() as session:     # the cookie copied before logging out
+        session.update(stolen)
+    assert client.get("/events").status_code == 302
+    log_in(client)
+    auth.set_password(settings.data_dir, "a brand new password")
+    assert client.get("/events").status_code == 302
+
+
+def test_the_page_is_for_the_home_network_only(client):
+    assert client.get("/login", environ_base={"REMOTE_ADDR": "192.168.1.20"}).status_code == 200
+    assert client.get("/login", environ_base={"REMOTE_ADDR": "8.8.8.8"}).status_code == 403
+    # A proxy or tunnel would make every caller look local: refused.
+    assert client.get("/login", headers={"X-Forwarded-For": "8.8.8.8"}).status_code == 403
+    page = client.get("/login")
+    assert page.headers["X-Frame-Options"] == "DENY" and page.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_switch_goes_back_only_to_a_page_of_this_site(client, r):
+    log_in(client)
+    token = csrf_of(client, "/events")
+    for bad in ("//evil.example/x", "/\t/evil.example", "https://evil.example/", "/\\evil.example", "/x\r\nSet-Cookie: a"):
+        answer = client.post("/switch", data={"name": "training_on", "csrf": token, "next": bad})
+        assert answer.status_code == 302 and answer.headers["Location"] == "/events", bad
+
+
+def test_odd_input_gets_400_not_a_crash(client):
+    log_in(client)
+    for bad in ("/events?before=\u00b2", "/events?before=99999999999999999999999", "/events?day=0001-01-01",
+                "/events?day=9999-12-31"):
+        assert client.get(bad).status_code == 400, bad
+    assert client.post("/switch", data={"name": "on", "csrf": "\u00e9"}).status_code == 403

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from app import keys, state
-from tests.conftest import ROOT, free_port, process_env
+from tests.conftest import ROOT, free_port, process_env, wait_for
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (requirements-dev.txt)")
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -30,16 +30,6 @@ pytestmark = pytest.mark.skipif(
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 PASSWORD = "a long enough password"
 SHOTS = os.environ.get("PYCAM_SCREENSHOTS") == "1"
-
-
-def wait_for(predicate, timeout: float, every: float = 0.2):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out waiting")
 
 
 @pytest.fixture

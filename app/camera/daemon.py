@@ -282,9 +282,11 @@ class CameraDaemon:
         self.link.call(live.publish, self.link.r, jpeg, frame.time)
 
     def watch_disarmed(self) -> None:
-        """Disarmed, the camera is released, unless someone watches the live view: then it is
-        opened for that alone (no detection, no events) and released when they leave."""
-        if not self.switches.watched:
+        """Disarmed, the camera is released, unless someone watches the live view and the owner
+        allows it (`web.live_when_disarmed`): then it is opened for that alone (no detection, no
+        events) and released when they leave."""
+        self._advance_verification(time.time())       # an event from before the disarm gets its verdict
+        if not (self.switches.watched and self.s.web.live_when_disarmed):
             if self.capture.is_open:
                 self.capture.close()
             self.stop.wait(0.1)

@@ -142,7 +142,8 @@ class Delivery:
         elif kind == "live_image":
             frame = self._live_frame()
             if frame is None:
-                text = "The camera sends no picture now: it is lost, or stopped (see /pycam_status)."
+                text = ("The camera sends no picture now: it is disarmed (and `web.live_when_disarmed` is off), "
+                        "lost, or stopped (see /pycam_status).")
             else:
                 taken, jpeg = frame
                 title = f"{job.get('text') or 'Live'} ({time.strftime('%H:%M:%S', time.localtime(taken))})"
@@ -156,17 +157,10 @@ class Delivery:
         return max(0.0, self.last_post + POST_INTERVAL_S - time.monotonic())
 
     def _live_frame(self, wait_s: float = 4.0) -> tuple[float, bytes] | None:
-        """A fresh frame from the camera (it sends while a viewer is registered), or None."""
+        """A frame from the camera now (it sends while a viewer is registered), or None."""
         if self.raw is None:
             self.raw = redis.Redis.from_url(self.settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
-        end = time.monotonic() + wait_s
-        while time.monotonic() < end:
-            live.watch(self.r)
-            got = live.latest(self.raw)
-            if got is not None and time.time() - got[0] < 2:
-                return got
-            time.sleep(0.1)
-        return None
+        return live.one_frame(self.r, self.raw, wait_s)
 
     def _channel(self) -> str:
         if not self.has_token or not self.settings.slack.channel_id:

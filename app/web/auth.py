@@ -4,8 +4,9 @@
     <data dir>/web/secret_key   signs the session cookie (made at first start), mode 0600
 
 Without a password the page refuses everyone (even on loopback: a tunnel for Slack's HTTP mode
-would make a loopback-only page public). Failed logins are counted per address in Redis
-(`web:login:<address>`, 5 minutes).
+would make a loopback-only page public). Login attempts are counted per address and in all in
+Redis (`web:login:<address>`, 5 minutes). A session is a random id in a signed cookie and a key in
+Redis (`web:session:<id>`) tied to the password: logging out deletes it, a new password ends all.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from app.utils import atomic_write_bytes
 
 SCRYPT = (2 ** 14, 8, 1)     # about 16 MB and tens of milliseconds on a Pi: slow to guess, quick to check once
 LOGIN_WINDOW_S = 300
+LOGIN_ALL = "web:login:*all*"     # every address together: a tunnel or a botnet makes many addresses
 
 
 def web_dir(data_dir: Path) -> Path:
@@ -79,17 +81,48 @@ def login_key(address: str) -> str:
     return "web:login:" + (address or "unknown")[:64]
 
 
-def too_many_failures(r, address: str, allowed: int) -> bool:
-    raw = r.get(login_key(address))
-    return raw is not None and int(raw) >= allowed
-
-
-def failed_login(r, address: str) -> None:
+def attempt(r, address: str, allowed: int) -> bool:
+    """Count a login attempt from `address` (before the password is checked, so parallel tries
+    count too); False when it is over the limit, for this address or for everyone together."""
+    counts = []
     with r.pipeline(transaction=True) as p:
-        p.incr(login_key(address))
-        p.expire(login_key(address), LOGIN_WINDOW_S)
-        p.execute()
+        for key in (login_key(address), LOGIN_ALL):
+            p.incr(key)
+            p.expire(key, LOGIN_WINDOW_S, nx=True)
+        counts = p.execute()[::2]
+    return counts[0] <= allowed and counts[1] <= allowed * 10
+
+
+def succeeded(r, address: str) -> None:
+    r.delete(login_key(address))
+
+
+def session_key(sid: str) -> str:
+    return "web:session:" + sid
+
+
+def password_tag(secret: bytes, stored: str | None) -> str:
+    """Ties a session to the password it was opened with: a new password ends every session."""
+    return hmac.new(secret, (stored or "").encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def open_session(r, secret: bytes, stored: str, days: float) -> str:
+    sid = secrets.token_urlsafe(24)
+    r.set(session_key(sid), password_tag(secret, stored), ex=int(days * 86400))
+    return sid
+
+
+def session_ok(r, secret: bytes, stored: str | None, sid: object) -> bool:
+    if not isinstance(sid, str) or not stored:
+        return False
+    tag = r.get(session_key(sid))
+    return isinstance(tag, str) and hmac.compare_digest(tag, password_tag(secret, stored))
+
+
+def close_session(r, sid: object) -> None:
+    if isinstance(sid, str):
+        r.delete(session_key(sid))
 
 
 def csrf_ok(expected: str | None, given: str | None) -> bool:
-    return bool(expected) and isinstance(given, str) and hmac.compare_digest(expected, given)
+    return bool(expected) and isinstance(given, str) and hmac.compare_digest(expected.encode(), given.encode())
