@@ -6,6 +6,7 @@
     pycam logs [NAME]            the last lines of a process's log (default: all of them)
     pycam replay SRC [...]       replay a recording with the live code (app/security_system.py --replay)
     pycam web-password           set the web page's password (stored hashed; the page then listens on the LAN)
+    pycam camera-user NAME       on the hub: a Redis user for the camera Pi NAME; prints its REDIS_URL
 
 Installed into the virtualenv by `make venv` (pyproject.toml: `.venv/bin/pycam`).
 """
@@ -54,6 +55,9 @@ def check_redis(settings):
     try:
         r.ping()
         return r, _line(True, "redis", redact(settings.redis_url))
+    except state.REFUSED as e:
+        return None, _line(False, "redis", f"{redact(settings.redis_url)} refused this user ({e}): fix the "
+                                          "user and password in REDIS_URL (`pycam camera-user NAME` on the hub)")
     except state.REDIS_DOWN as e:
         return None, _line(False, "redis", f"nothing answers at {redact(settings.redis_url)} ({type(e).__name__}): "
                                           "start it (sudo systemctl start redis-server) or fix REDIS_URL")
@@ -216,6 +220,38 @@ def web_password(stdin=sys.stdin) -> int:
     return 0
 
 
+def camera_user(name: str, hub: str | None) -> int:
+    """Create the Redis ACL user a camera Pi connects with (app/access.py); print its REDIS_URL."""
+    import socket
+    from urllib.parse import urlsplit
+
+    import config
+    from app import access, state
+    from app.utils import redact
+    settings = config.load_or_exit()
+    try:
+        user = access.user_name(name)
+    except ValueError as e:
+        print(f"pycam: {e}", file=sys.stderr)
+        return 2
+    r = state.connect(settings.redis_url, "camera-user", retries=0)
+    try:
+        password = access.create(r, name)
+        unsaved = access.persist(r)
+    except state.REDIS_DOWN as e:
+        print(f"pycam: no Redis at {redact(settings.redis_url)} ({type(e).__name__})", file=sys.stderr)
+        return 1
+    url = urlsplit(settings.redis_url)
+    host = hub or (url.hostname if url.hostname not in (None, "localhost", "127.0.0.1") else socket.gethostname())
+    print(f"REDIS_URL={url.scheme}://{user}:{password}@{host}:{url.port or 6379}/0")
+    print(f"Put that line in the camera Pi's .env (it is shown once). The hub's Redis must listen on the "
+          f"LAN (bind) for it: docs/running.md, \"Several cameras\".", file=sys.stderr)
+    if unsaved:
+        print(f"pycam: the user lives until Redis restarts ({unsaved}); set `aclfile` in its config",
+              file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="pycam", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -227,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("name", nargs="?")
     logs.add_argument("-n", type=int, default=40)
     sub.add_parser("web-password", help="set the web page's password")
+    user = sub.add_parser("camera-user", help="on the hub: a Redis user for a camera Pi")
+    user.add_argument("name")
+    user.add_argument("--hub", help="the hub's address as the camera Pi reaches it (default: this host)")
     replay = sub.add_parser("replay", help="replay a recording with the live code")
     replay.add_argument("rest", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
@@ -236,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         return setup()
     if args.command == "web-password":
         return web_password()
+    if args.command == "camera-user":
+        return camera_user(args.name, args.hub)
     if args.command in ("start", "stop", "status", "restart"):
         return subprocess.call([str(ROOT / "scripts" / "pycam"), args.command], cwd=ROOT)
     if args.command == "logs":

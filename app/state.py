@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 # Errors that mean "Redis is unreachable right now": retry later, never crash on them.
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+# Redis answered, and refused this client: a wrong user or password in REDIS_URL, or an ACL user
+# without the right to a command or key (app/access.py). Not passing: the owner must fix it.
+REFUSED = (redis.AuthenticationError, redis.exceptions.NoPermissionError)
 
 
 def connect(url: str, client_name: str, socket_timeout: float = 5.0,

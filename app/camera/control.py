@@ -25,6 +25,7 @@ class RedisLink:
         self.r = r
         self.ok = False
         self.tried = False
+        self.refused: str | None = None   # why Redis refused this client (wrong password, no right)
         self.backoff = Backoff(RETRY_S, RETRY_S)
 
     def call(self, fn, *args, **kwargs):
@@ -33,6 +34,14 @@ class RedisLink:
             return None
         try:
             result = fn(*args, **kwargs)
+        except state.REFUSED as e:
+            if self.refused != str(e):
+                log.error("Redis refused the camera (%s): check the user and password in REDIS_URL (on the hub, "
+                          "`pycam camera-user NAME` makes them). The camera keeps recording", e)
+            self.refused = str(e)
+            self.ok, self.tried = False, True
+            self.backoff.failed()
+            return None
         except state.REDIS_DOWN as e:
             if self.ok or not self.tried:
                 log.warning("Redis unreachable (%s); the camera keeps recording", type(e).__name__)
@@ -41,7 +50,7 @@ class RedisLink:
             return None
         if not self.ok:
             log.info("Redis reachable")
-            self.ok, self.tried = True, True
+            self.ok, self.tried, self.refused = True, True, None
             self.backoff.reset()
         return result
 
