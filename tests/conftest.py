@@ -36,7 +36,7 @@ def process_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def wait_for(predicate, timeout: float, every: float = 0.2):
+def wait_for(predicate, timeout: float = 20.0, every: float = 0.05):
     """predicate()'s first truthy value within `timeout` seconds (AssertionError otherwise)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:

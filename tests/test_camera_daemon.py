@@ -14,20 +14,9 @@ import numpy as np
 import pytest
 import redis
 
-from tests.conftest import ROOT, RedisServer
+from tests.conftest import ROOT, RedisServer, wait_for
 from app import keys
 
-
-
-def wait_for(check, timeout=20.0, every=0.05):
-    """Poll until check() is truthy; return its value or fail."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out waiting")
 
 
 def start_daemon(redis_url, data_dir, clip, *extra, loop="false"):

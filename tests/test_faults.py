@@ -14,8 +14,8 @@ import redis
 from app import keys
 from config import EventsConfig
 from app.storage.events import EventStore, event_files, new_event_id
-from tests.conftest import ROOT, RedisServer
-from tests.test_camera_daemon import recovered, stop, wait_for
+from tests.conftest import ROOT, RedisServer, wait_for
+from tests.test_camera_daemon import recovered, stop
 
 
 def daemon(redis_url, data_dir, clip, config_dir, *extra, loop="true"):

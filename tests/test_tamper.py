@@ -10,7 +10,7 @@ import numpy as np
 from app import keys
 from app.camera.sources import Frame, SourceError
 from app.camera.view import ViewWatch
-from tests.test_camera_daemon import wait_for
+from tests.conftest import wait_for
 
 
 def textured(seed=0):
