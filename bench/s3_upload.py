@@ -37,19 +37,14 @@ from app.storage import ledger
 from app.storage.s3 import S3Store, make_client
 from app.storage.uploader import Uploader
 from config import load_settings
+from tests.conftest import wait_for
 from tests.s3_fakes import ISOLATED_AWS_ENV, TEST_CREDENTIALS, add_event, event_id, free_port
 
 BUCKET = "pycam-bench"
 
 
 def wait_until(predicate, timeout=20.0, step=0.002):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise TimeoutError
+    return wait_for(predicate, timeout, every=step)
 
 
 def start_moto(port: int) -> subprocess.Popen:
