@@ -24,7 +24,12 @@ COMMANDS = ("ping", "hello", "client|setname", "multi", "exec", "discard",
 KEYS = (keys.CAMERA_STATUS, keys.CAMERA_NOTIFICATIONS, keys.TRAINING_MODE, keys.AUTO_DETECT_STATUS,
         keys.PANTILT, keys.PANTILT_POSITION, keys.SCHEDULE, keys.LIVE_VIEWER, keys.heartbeat("security_system"),
         keys.EVENTS, keys.LATEST_IMAGE, keys.UNVERIFIED_COUNT, keys.SLACK_OUTBOX, "story:*",
-        keys.event_published("*"), keys.ALARMS, keys.ALARMS_LOG)
+        keys.event_published("*"), keys.ALARMS, keys.ALARMS_LOG, keys.CAMERAS)
+
+
+def keys_for(camera: str) -> list[str]:
+    """The keys the camera called `camera` may use: the shared ones and its own (camera:<name>:*)."""
+    return list(KEYS) + [keys.camera(camera, "*")]
 CHANNELS = (keys.LIVE_FRAMES,)
 
 
@@ -38,7 +43,7 @@ def create(admin_r, camera: str) -> str:
     """Create (or replace) the camera's user on the hub; returns its new password."""
     password = secrets.token_urlsafe(24)
     admin_r.acl_setuser(user_name(camera), reset=True, enabled=True, passwords=[f"+{password}"],
-                        commands=["-@all"] + [f"+{c}" for c in COMMANDS], keys=list(KEYS),
+                        commands=["-@all"] + [f"+{c}" for c in COMMANDS], keys=keys_for(camera),
                         channels=list(CHANNELS))
     return password
 

@@ -143,6 +143,16 @@ class Board:
                 self.restored = True
         return self.restored
 
+    def add(self, name: str, raise_after_s: float = 0.0, clear_after_s: float = 0.0) -> None:
+        """Another alarm, found while running (a camera that started beating): raised before a
+        restart, it is taken up too."""
+        if name in self.alarms:
+            return
+        self.alarms[name] = Alarm(name, raise_after_s, clear_after_s)
+        if self.restored:
+            raised = self.call(load_raised, self.r_of(), [name]) or {}
+            self.alarms[name].raised_since = raised.get(name)
+
     def check(self, name: str, bad: bool, now: float, start, end) -> None:
         """`start(since)` and `end(since, ended)`: the messages when it is raised and when it is
         cleared (`since`: when the problem began; `ended`: when it was over)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from app import keys, state
+from app import cameras, keys, state
 
 
 def manual_holds(manual, home, window: str | None = None) -> bool:
@@ -36,8 +36,10 @@ def set_by_hand(r, armed: bool, user_id: str, now: float | None = None, window: 
     home = state.decode_json(raw_home, [])
     manual = {"state": armed, "home": home if isinstance(home, list) else [],
               "time": time.time() if now is None else now, "user_id": user_id, "window": window}
-    with r.pipeline(transaction=True) as p:  # both or neither
+    names = list(r.hkeys(keys.CAMERAS))
+    with r.pipeline(transaction=True) as p:  # all or nothing
         state.set_flag(p, keys.CAMERA_STATUS, armed)
         state.set_json(p, keys.MANUAL_OVERRIDE, manual)
+        cameras.clear_overrides(p, names)    # home-wide: every camera, whatever was set for one
         p.execute()
     return state.decode_flag(keys.AUTO_DETECT_STATUS, raw_auto)

@@ -24,6 +24,16 @@ SCHEDULE = "schedule"                          # JSON {arm: [window], quiet: [wi
 MANUAL_OVERRIDE = "presence:manual"            # JSON {state, home, time}: a manual /pycam_on|off holds until `home` changes
 PRESENCE_STATUS = "presence:status"            # JSON {time, home, no_data, providers: {name: {ok, error, seen, ms}}}: last poll, for /pycam_status
 
+# Cameras (app/cameras.py): several camera daemons on one Redis, each by its `camera.name`.
+CAMERAS = "cameras"                            # hash: camera name -> JSON {time, state, armed}: each camera's last beat
+
+
+def camera(name: str, what: str) -> str:
+    """A camera's own key: camera:<name>:armed (JSON bool: overrides camera_status for this camera
+    alone), :pantilt (its target), :position (where it points), :latest (its newest snapshot)."""
+    return f"camera:{name}:{what}"
+
+
 # Pan-Tilt HAT.
 PANTILT = "pantilt"                            # JSON {pan, tilt}: the target, written by /rotate
 PANTILT_POSITION = "pantilt:position"          # JSON {pan, tilt, present, time}: what the camera daemon reports

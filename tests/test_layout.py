@@ -10,7 +10,7 @@ from tests.conftest import ROOT
 SHELLS = {"app.security_system", "app.notifier", "app.who_is_home", "app.s3_upload", "app.slack_socket",
           "app.services", "app.watchdog"}
 CORE = {"app", "app.keys", "app.state", "app.utils", "app.backoff", "app.outbox", "app.health", "app.arming",
-        "app.startup", "app.alarms", "app.schedule", "app.story", "app.live", "app.access"}
+        "app.startup", "app.alarms", "app.schedule", "app.story", "app.live", "app.access", "app.cameras"}
 # Which wings each wing may import besides the core (and itself).
 WINGS = {"app.storage": set(), "app.camera": {"app.storage"}, "app.presence": {"app.storage"},
          "app.web": {"app.slack", "app.storage"},

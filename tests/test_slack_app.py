@@ -246,7 +246,7 @@ def test_rotate_sets_the_target_and_reports_the_position(client, r):
 def test_rotate_refuses_bad_input_with_usage(client, r, text):
     state.set_json(r, keys.PANTILT_POSITION, {"pan": 0, "tilt": 0, "present": True, "time": time.time()})
     resp = post_command(client, "/rotate", text)
-    assert resp.status_code == 200 and resp.json["text"].startswith("Usage: `/rotate PAN TILT`")
+    assert resp.status_code == 200 and resp.json["text"].startswith("Usage: `/rotate [CAMERA] PAN TILT`")
     assert r.get(keys.PANTILT) is None
 
 

@@ -120,3 +120,28 @@ def test_the_daily_digest_comes_once_at_its_time_with_events_by_verdict_and_prob
     assert len(digests) == 1
     assert "4 events: 2 sent, 1 held back by the verifier, 1 in quiet hours" in digests[0]
     assert "1 health problem" in digests[0] and "the camera is lost" in digests[0]
+
+
+def test_with_several_cameras_each_ones_stop_is_told(redis_url, r):
+    """Two cameras share the camera daemon's heartbeat name: one alive keeps it fresh while the
+    other is dead, so each camera's own beat is watched."""
+    settings = load_settings(env={"REDIS_URL": redis_url})
+    ttl = settings.heartbeat_ttl_s
+    dog = Watchdog(settings, r, firmware=None)
+    now = time.time()
+    dog.check(now)
+
+    def alive(t, *names):
+        for name in ("security_system", "notifier", "watchdog"):
+            beat(r, name, now + t)
+        for name in names:
+            r.hset(keys.CAMERAS, name, json.dumps({"time": now + t, "state": "running", "armed": True}))
+        dog.check(now + t + 1)
+
+    alive(ttl, "front", "garage")
+    alive(ttl + 20, "front")                      # the garage camera died after its beat at `ttl`
+    alive(2 * ttl + 10, "front")
+    assert texts(r) == ["pycam: camera garage has stopped (no heartbeat since about "
+                        f"{time.strftime('%H:%M:%S', time.localtime(now + 2 * ttl + 11 - ttl))})."]
+    alive(3 * ttl, "front", "garage")             # restarted
+    assert len(texts(r)) == 2 and "camera garage runs again" in texts(r)[1]

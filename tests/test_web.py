@@ -106,6 +106,7 @@ def test_events_page_newest_first_with_filters_and_paging(client, settings, r):
     first = client.get("/events").get_data(as_text=True)
     shown = re.findall(r'id="event-([0-9a-f-]+)"', first)
     assert shown == [metas[1]["id"]] + [m["id"] for m in reversed(metas)][:9]
+    assert "<b>pycam</b>" in first                          # which camera saw it
     older = re.search(r'id="older" href="([^"]+)"', first).group(1).replace("&amp;", "&")
     second = re.findall(r'id="event-([0-9a-f-]+)"', client.get(older).get_data(as_text=True))
     assert second == [metas[2]["id"], metas[1]["id"], metas[0]["id"]]

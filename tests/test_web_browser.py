@@ -102,7 +102,8 @@ def test_log_in_watch_live_play_a_clip_and_disarm(home, browser, r):
     assert browser.current_url.endswith("/login")
     browser.find_element(By.ID, "password").send_keys("not the password")
     browser.find_element(By.ID, "login").click()
-    assert "Wrong password" in browser.find_element(By.ID, "error").text
+    [error] = wait_for(lambda: browser.find_elements(By.ID, "error"), timeout=10)   # the next page
+    assert "Wrong password" in error.text
     shot(browser, "login")
     browser.find_element(By.ID, "password").send_keys(PASSWORD)
     browser.find_element(By.ID, "login").click()

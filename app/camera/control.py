@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from app import keys, state, utils
+from app import cameras, keys, state, utils
 from app.backoff import Backoff
 
 log = logging.getLogger("security_system")
@@ -71,13 +71,17 @@ CONTROL_KEYS = (keys.CAMERA_STATUS, keys.CAMERA_NOTIFICATIONS, keys.TRAINING_MOD
                 keys.LIVE_VIEWER)
 
 
-def read_switches(r) -> Switches:
-    """The switches in one round trip (flags decoded by the one rule in app.state)."""
-    raw = r.mget(CONTROL_KEYS)
-    return Switches(armed=state.decode_flag(keys.CAMERA_STATUS, raw[0]), armed_known=raw[0] is not None,
+def read_switches(r, camera: str) -> Switches:
+    """The switches in one round trip (flags decoded by the one rule in app.state): the home-wide
+    ones, and what is set for this camera alone (its armed override, its pan-tilt target)."""
+    raw = r.mget(CONTROL_KEYS + (keys.camera(camera, "armed"), keys.camera(camera, "pantilt")))
+    home_armed = state.decode_flag(keys.CAMERA_STATUS, raw[0])
+    own_target = state.decode_json(raw[7])
+    return Switches(armed=cameras.effective(home_armed, state.decode_json(raw[6])), armed_known=raw[0] is not None,
                     notifications=state.decode_flag(keys.CAMERA_NOTIFICATIONS, raw[1]),
                     training=state.decode_flag(keys.TRAINING_MODE, raw[2]),
-                    pantilt_target=state.decode_json(raw[3]), schedule=raw[4], watched=raw[5] is not None)
+                    pantilt_target=own_target if own_target is not None else state.decode_json(raw[3]),
+                    schedule=raw[4], watched=raw[5] is not None)
 
 
 class ArmedMemory:

@@ -26,7 +26,7 @@ from datetime import datetime
 import cv2
 
 import config
-from app import health, keys, live, outbox, schedule, state
+from app import cameras, health, keys, live, outbox, schedule, state
 from app.alarms import Board, clock, duration
 from app.camera import clips
 from app.camera.capture import Capture
@@ -103,7 +103,7 @@ class CameraDaemon:
     # ---------- control from Redis ----------
     def poll_control(self) -> None:
         """Read the switches (one round trip); keep the last values while Redis is down."""
-        switches = self.link.call(read_switches, self.link.r)
+        switches = self.link.call(read_switches, self.link.r, self.s.camera.name)
         if switches is None:
             return
         r = self.link.r
@@ -165,8 +165,9 @@ class CameraDaemon:
                 pan, tilt = self.pantilt.position()
             except OSError:
                 pass
-        self.link.call(state.set_json, self.link.r, keys.PANTILT_POSITION,
-                       {"pan": pan, "tilt": tilt, "present": present, "time": time.time()})
+        position = {"pan": pan, "tilt": tilt, "present": present, "time": time.time()}
+        self.link.call(state.set_json, self.link.r, keys.PANTILT_POSITION, position)
+        self.link.call(state.set_json, self.link.r, keys.camera(self.s.camera.name, "position"), position)
 
     def _announce(self, text: str) -> bool:
         """One message to the owner's channel (through the notifier); False when Redis failed."""
@@ -184,8 +185,9 @@ class CameraDaemon:
                   "events": self.recorder.count, "pending": self.publisher.waiting(),
                   "error": self.capture.error, "disk": disk,
                   "events_mb": round(self.store.total / 1e6, 1) if self.store.ready else None}
-        self.link.call(health.write_heartbeat, self.link.r, PROCESS,
-                       self.capture.state if self.switches.armed else "disarmed", detail, self.s.heartbeat_ttl_s)
+        status = self.capture.state if self.switches.armed else "disarmed"
+        self.link.call(health.write_heartbeat, self.link.r, PROCESS, status, detail, self.s.heartbeat_ttl_s)
+        self.link.call(cameras.beat, self.link.r, self.s.camera.name, status, self.switches.armed)
 
     @property
     def frames(self) -> int:

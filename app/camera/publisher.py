@@ -70,8 +70,11 @@ class Publisher:
         pipe = r.pipeline(transaction=True)
         pipe.xadd(keys.EVENTS, {"event": json.dumps(meta)}, maxlen=self.stream_maxlen, approximate=True)
         if meta.get("snapshot"):   # none when the disk refused it (the alert goes out as text)
-            pipe.set(keys.LATEST_IMAGE, json.dumps({"event_id": meta["id"], "path": meta["snapshot"],
-                                                    "time": meta["time"]}))
+            latest = json.dumps({"event_id": meta["id"], "path": meta["snapshot"], "time": meta["time"],
+                                 "camera": meta.get("camera")})
+            pipe.set(keys.LATEST_IMAGE, latest)                 # the home's newest
+            if meta.get("camera"):
+                pipe.set(keys.camera(meta["camera"], "latest"), latest)
         if meta.get("verified") is False:
             pipe.incr(keys.UNVERIFIED_COUNT)
         if notify:

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import redis
 
 import config
-from app import health, keys, outbox, schedule, state, utils
+from app import cameras, health, keys, outbox, schedule, state, utils
 from app.backoff import Backoff
 from app.presence import rules
 from app.presence.providers import Provider, ProviderError, SetupError, build_providers
@@ -154,6 +154,7 @@ class WhoIsHome:
         """Write the poll's result and the decision atomically; a concurrent /pycam_on|off restarts it."""
         status = {"time": now, "home": outcome.home, "no_data": outcome.no_data,
                   "providers": {n: {k: v for k, v in s.items() if k != "time"} for n, s in self.status.items()}}
+        names = list(self.r.hkeys(keys.CAMERAS))
         with self.r.pipeline() as pipe:
             while True:
                 try:
@@ -174,6 +175,7 @@ class WhoIsHome:
                         pipe.delete(keys.MANUAL_OVERRIDE)
                     if decision.armed is not None:
                         state.set_flag(pipe, keys.CAMERA_STATUS, decision.armed)
+                        cameras.clear_overrides(pipe, names)    # home-wide: every camera
                         outbox.enqueue(pipe, outbox.make_job("message", text=decision.message))
                     pipe.execute()
                     break

@@ -15,7 +15,7 @@ import redis
 
 from datetime import datetime
 
-from app import arming, keys, outbox, schedule, state
+from app import arming, cameras, keys, outbox, schedule, state
 from app.slack import messages, status
 from app.slack.messages import ephemeral
 from app.storage import events
@@ -34,21 +34,22 @@ class Command:
 
 
 NO_HAT = "No pan-tilt hardware is present, so the camera cannot be rotated."
-ROTATE_USAGE = ("Usage: `/rotate PAN TILT`, two whole numbers of degrees from -90 to 90 "
-                "(e.g. `/rotate 30 -10`). `/rotate` alone shows where the camera points.")
+ROTATE_USAGE = ("Usage: `/rotate [CAMERA] PAN TILT`, two whole numbers of degrees from -90 to 90 "
+                "(e.g. `/rotate 30 -10`, or `/rotate front 30 -10` for one camera). `/rotate` alone shows "
+                "where the camera points.")
 HELP = "\n".join([
     "*pycam commands* (each also works as `/pycam <command>`, e.g. `/pycam status`):",
     "`/pycam_on`, `/pycam_off`: arm or disarm (wins over presence and the schedule until someone arrives "
-    "or leaves, or a schedule window opens or closes)",
+    "or leaves, or a schedule window opens or closes); `/pycam_off garage`: one camera alone",
     "`/pycam_schedule`: arm windows and quiet hours (`/pycam_schedule help`)",
     "`/pycam_status`: what pycam is doing",
-    "`/pycam_latest`: the latest snapshot",
+    "`/pycam_latest [CAMERA]`: the latest snapshot (of one camera)",
     "`/pycam_live`: what the camera sees now (and a link to the live view)",
     "`/pycam_events [N]`: the last events and what became of each (sent, held back, quiet hours)",
     "`/notifications_on`, `/notifications_off`: alerts in Slack (events are recorded either way)",
     "`/auto_detect_on`, `/auto_detect_off`: arm when everyone has left, disarm when someone is home",
     "`/training_on`, `/training_off`: Occupied / Unoccupied buttons on alerts",
-    "`/rotate PAN TILT`: point the camera (degrees, -90..90); `/rotate` alone shows where it points",
+    "`/rotate [CAMERA] PAN TILT`: point the camera (degrees, -90..90); `/rotate` alone shows where it points",
 ])
 
 
@@ -76,8 +77,29 @@ def run(r: redis.Redis, settings, cmd: Command) -> dict:
 
 # ---------------------------------------------------------------- arming and flags
 
+def _one_camera(r: redis.Redis, words: list[str]) -> tuple[str | None, str | None]:
+    """(camera, None) when the first word names a camera that beats here, (None, why not) when it
+    names none, (None, None) when there is no name (the command is for every camera)."""
+    if not words or ANGLE_RE.match(words[0]):
+        return None, None
+    names = cameras.known(r)
+    if words[0] in names:
+        return words[0], None
+    return None, (f"No camera is called {words[0]!r}. Cameras: {', '.join(names) or 'none has started yet'}.")
+
+
 def _arm(armed: bool):
     def handler(r: redis.Redis, settings, cmd: Command) -> dict:
+        words = cmd.text.split()
+        camera, why = _one_camera(r, words)
+        if why or len(words) > 1:
+            return ephemeral(why or f"Usage: `/pycam_{'on' if armed else 'off'} [CAMERA]`")
+        if camera:
+            # This camera alone, until the next home-wide change (a command without a name, presence).
+            cameras.set_armed(r, camera, armed)
+            log.info("Camera %s %s by %s", camera, "armed" if armed else "disarmed", cmd.user_id)
+            return ephemeral(f"Camera {camera} is *{'armed' if armed else 'disarmed'}*; the others are as they "
+                             "were. The next change for the whole home applies to it again.")
         window = schedule.open_window(schedule.read(r, settings.schedule)["arm"], datetime.now())
         auto = arming.set_by_hand(r, armed, cmd.user_id, window=window)
         log.info("%s by %s", "Armed" if armed else "Disarmed", cmd.user_id)
@@ -103,7 +125,11 @@ def cmd_status(r: redis.Redis, settings, cmd: Command) -> dict:
 # ---------------------------------------------------------------- latest snapshot and rotate
 
 def cmd_latest(r: redis.Redis, settings, cmd: Command) -> dict:
-    latest = state.get_json(r, keys.LATEST_IMAGE)
+    words = cmd.text.split()
+    camera, why = _one_camera(r, words)
+    if why or len(words) > 1:
+        return ephemeral(why or "Usage: `/pycam_latest [CAMERA]`")
+    latest = state.get_json(r, keys.camera(camera, "latest") if camera else keys.LATEST_IMAGE)
     if not isinstance(latest, dict) or not events.is_event_id(latest.get("event_id")):
         return ephemeral("No snapshot yet.")
     event_id = latest["event_id"]
@@ -124,7 +150,12 @@ ANGLE_RE = re.compile(r"^[+-]?\d{1,3}$")
 
 def cmd_rotate(r: redis.Redis, settings, cmd: Command) -> dict:
     args = cmd.text.split()
-    position = state.get_json(r, keys.PANTILT_POSITION)
+    camera, why = _one_camera(r, args)
+    if why:
+        return ephemeral(f"{ROTATE_USAGE}\n{why}")
+    if camera:
+        args = args[1:]
+    position = state.get_json(r, keys.camera(camera, "position") if camera else keys.PANTILT_POSITION)
     present = isinstance(position, dict) and position.get("present") is True
     if not args:
         if not present:
@@ -140,7 +171,13 @@ def cmd_rotate(r: redis.Redis, settings, cmd: Command) -> dict:
         return ephemeral(ROTATE_USAGE)
     if not present:
         return ephemeral(NO_HAT)
-    state.set_json(r, keys.PANTILT, {"pan": pan, "tilt": tilt})
+    # One camera's own target, or every camera's (each reads its own before the home-wide one).
+    targets = [keys.camera(camera, "pantilt")] if camera else [keys.PANTILT] + [
+        keys.camera(n, "pantilt") for n in cameras.known(r)]
+    with r.pipeline(transaction=True) as p:
+        for key in targets:
+            state.set_json(p, key, {"pan": pan, "tilt": tilt})
+        p.execute()
     log.info("Pan-tilt target pan=%d tilt=%d set by %s", pan, tilt, cmd.user_id)
     return ephemeral(f"Moving the camera to pan {pan}, tilt {tilt}. It re-learns the scene "
                      "afterwards, so the move raises no alert.")

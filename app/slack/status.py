@@ -51,6 +51,13 @@ STATUS_KEYS = [keys.CAMERA_STATUS, keys.CAMERA_NOTIFICATIONS, keys.AUTO_DETECT_S
                keys.MANUAL_OVERRIDE, keys.HOME, keys.UNVERIFIED_COUNT, keys.S3_STATUS, keys.PRESENCE_STATUS]
 
 
+def _camera_line(name: str, beat, settings, now: float) -> str:
+    """One camera of several: armed or not (its own or the home's), what it does, how fresh."""
+    if not isinstance(beat, dict) or health.is_stale(beat, settings.heartbeat_ttl_s, now):
+        return f"{name} *not running* (no fresh heartbeat)"
+    return f"{name} {'armed' if beat.get('armed') else 'disarmed'}, {beat.get('state')}, {ago(now - beat['time'])}"
+
+
 def status_text(r: redis.Redis, settings, now: float | None = None) -> str:
     """The /pycam_status report (one Redis round trip)."""
     now = time.time() if now is None else now
@@ -60,7 +67,8 @@ def status_text(r: redis.Redis, settings, now: float | None = None) -> str:
         p.llen(keys.SLACK_PARKED)
         p.get(keys.SCHEDULE)
         p.hgetall(keys.ALARMS)
-        raw, newest, parked, raw_schedule, raw_alarms = p.execute()
+        p.hgetall(keys.CAMERAS)
+        raw, newest, parked, raw_schedule, raw_alarms, raw_cameras = p.execute()
     v = dict(zip(STATUS_KEYS, raw))
     flag = {k: state.decode_flag(k, v[k]) for k in keys.FLAG_DEFAULTS}
     beats = {name: state.decode_json(b) for name, b in zip(health.PROCESSES, raw[len(STATUS_KEYS):])}
@@ -76,6 +84,9 @@ def status_text(r: redis.Redis, settings, now: float | None = None) -> str:
              f"Auto mode: {yes[flag[keys.AUTO_DETECT_STATUS]]}",
              f"Training mode: {yes[flag[keys.TRAINING_MODE]]}",
              "Home: " + (", ".join(map(str, home)) if isinstance(home, list) and home else "nobody")]
+    if len(raw_cameras) > 1 or any(name != settings.camera.name for name in raw_cameras):
+        lines.append("Cameras: " + "; ".join(_camera_line(name, state.decode_json(raw_cameras[name]), settings, now)
+                                             for name in sorted(raw_cameras)))
     presence = _presence_line(state.decode_json(v[keys.PRESENCE_STATUS]), now)
     if presence:
         lines.append(presence)

@@ -15,7 +15,7 @@ import time
 
 import redis
 
-from app import alarms, health, keys, outbox, state
+from app import alarms, cameras, health, keys, outbox, state
 from app.alarms import Board, clock, duration
 from app.watch import digest, power
 
@@ -88,6 +88,7 @@ class Watchdog:
                                  f"{clock(since - self.s.heartbeat_ttl_s)}).",
                                  lambda since, ended, who=who: f"pycam: {who} runs again (down for about "
                                  f"{duration(ended - since + self.s.heartbeat_ttl_s)}).")
+            self.check_cameras(now)
         digest.send_if_due(self.r, self.s.schedule.digest, now, self.up_since, digest.pi_uptime())
         report = power.read(self.firmware) if self.s.alerts.power else None
         if report is not None:
@@ -101,6 +102,20 @@ class Watchdog:
                              "be dropped. Give it air or a heatsink.",
                              lambda since, ended: f"pycam: the Pi runs at full speed again (throttled for "
                              f"{duration(ended - since)}).")
+
+    def check_cameras(self, now: float) -> None:
+        """With several cameras, each one's own beat (they share the camera daemon's heartbeat name,
+        which one live camera keeps fresh while another is dead)."""
+        known = cameras.known(self.r)
+        if len(known) < 2:
+            return
+        for name, beat in known.items():
+            self.board.add(f"camera:{name}")
+            self.board.check(f"camera:{name}", health.is_stale(beat, self.s.heartbeat_ttl_s, now), now,
+                             lambda since, name=name: f"pycam: camera {name} has stopped (no heartbeat since about "
+                             f"{clock(since - self.s.heartbeat_ttl_s)}).",
+                             lambda since, ended, name=name: f"pycam: camera {name} runs again (down for about "
+                             f"{duration(ended - since + self.s.heartbeat_ttl_s)}).")
 
     def run(self, stop) -> None:
         while True:

@@ -16,6 +16,7 @@ CHUNK = 200          # stream entries read per round trip while filtering
 @dataclass
 class Row:
     id: str
+    camera: str | None
     time: float
     area: float | None
     fate: str                 # sent | held | quiet | off (storage.events.fate)
@@ -71,7 +72,8 @@ def _row(data_dir, meta: dict, known: dict) -> Row:
     full = state.decode_json(_read(on_disk["meta"])) or meta
     start, end = full.get("start_time", full.get("time")), full.get("end_time")
     clip = "mp4" if on_disk["clip"].exists() else "gif" if on_disk["clip_gif"].exists() else None
-    return Row(meta["id"], meta.get("time") or events.event_time(meta["id"]), meta.get("area"), events.fate(meta),
+    return Row(meta["id"], meta.get("camera"), meta.get("time") or events.event_time(meta["id"]), meta.get("area"),
+               events.fate(meta),
                meta.get("verified"), end - start if isinstance(end, (int, float)) and isinstance(start, (int, float))
                else None, clip, known.get(meta["id"]), on_disk["snapshot"].exists())
 
