@@ -42,3 +42,18 @@ def clear_overrides(r, names) -> None:
     names = list(names)
     if names:
         r.delete(*[keys.camera(n, "armed") for n in names])
+
+
+OWN = ("armed", "pantilt", "position", "latest")
+
+
+def forget(r, name: str) -> bool:
+    """A camera renamed or taken away: out of the list, its own keys and alarms gone; False when
+    no camera had that name."""
+    with r.pipeline(transaction=True) as p:
+        p.hdel(keys.CAMERAS, name)
+        p.delete(*[keys.camera(name, what) for what in OWN])
+        p.hdel(keys.ALARMS, *[f"{what}@{name}" for what in ("camera_view", "camera_source", "disk_writes",
+                                                             "disk_low")], f"camera:{name}")
+        removed = p.execute()[0]
+    return bool(removed)

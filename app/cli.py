@@ -7,6 +7,7 @@
     pycam replay SRC [...]       replay a recording with the live code (app/security_system.py --replay)
     pycam web-password           set the web page's password (stored hashed; the page then listens on the LAN)
     pycam camera-user NAME       on the hub: a Redis user for the camera Pi NAME; prints its REDIS_URL
+    pycam camera-forget NAME     a camera renamed or taken away: out of /pycam_status, its user removed
 
 Installed into the virtualenv by `make venv` (pyproject.toml: `.venv/bin/pycam`).
 """
@@ -238,18 +239,47 @@ def camera_user(name: str, hub: str | None) -> int:
     try:
         password = access.create(r, name)
         unsaved = access.persist(r)
+    except state.REFUSED as e:
+        print(f"pycam: Redis refused this user ({e}): run it with the hub's admin REDIS_URL", file=sys.stderr)
+        return 1
     except state.REDIS_DOWN as e:
         print(f"pycam: no Redis at {redact(settings.redis_url)} ({type(e).__name__})", file=sys.stderr)
         return 1
     url = urlsplit(settings.redis_url)
+    if url.scheme not in ("redis", "rediss"):
+        print("pycam: the hub's REDIS_URL is a local socket: give the address camera Pis reach it at",
+              file=sys.stderr)
+        return 2
     host = hub or (url.hostname if url.hostname not in (None, "localhost", "127.0.0.1") else socket.gethostname())
-    print(f"REDIS_URL={url.scheme}://{user}:{password}@{host}:{url.port or 6379}/0")
-    print(f"Put that line in the camera Pi's .env (it is shown once). The hub's Redis must listen on the "
+    db = url.path.strip("/") or "0"
+    print(f"REDIS_URL={url.scheme}://{user}:{password}@{host}:{url.port or 6379}/{db}")
+    print(f"PYCAM_CAMERA_NAME={name}")
+    print(f"Put those two lines in the camera Pi's .env (the password is shown once). The hub's Redis must listen on the "
           f"LAN (bind) for it: docs/running.md, \"Several cameras\".", file=sys.stderr)
     if unsaved:
         print(f"pycam: the user lives until Redis restarts ({unsaved}); set `aclfile` in its config",
               file=sys.stderr)
     return 0
+
+
+def camera_forget(name: str) -> int:
+    """Forget a camera: out of the list (and the watchdog's), its keys, alarms and Redis user gone."""
+    import config
+    from app import access, cameras, state
+    settings = config.load_or_exit()
+    r = state.connect(settings.redis_url, "camera-forget", retries=0)
+    try:
+        known = cameras.forget(r, name)
+        try:
+            r.acl_deluser(access.user_name(name))
+            access.persist(r)
+        except (ValueError, *state.REFUSED):
+            pass                 # no such user, or not an admin here: the camera is forgotten all the same
+    except state.REDIS_DOWN as e:
+        print(f"pycam: no Redis ({type(e).__name__})", file=sys.stderr)
+        return 1
+    print(f"Camera {name} forgotten." if known else f"pycam: no camera called {name!r} was known; nothing to do")
+    return 0 if known else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     user = sub.add_parser("camera-user", help="on the hub: a Redis user for a camera Pi")
     user.add_argument("name")
     user.add_argument("--hub", help="the hub's address as the camera Pi reaches it (default: this host)")
+    forget = sub.add_parser("camera-forget", help="forget a camera renamed or taken away")
+    forget.add_argument("name")
     replay = sub.add_parser("replay", help="replay a recording with the live code")
     replay.add_argument("rest", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
@@ -277,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         return web_password()
     if args.command == "camera-user":
         return camera_user(args.name, args.hub)
+    if args.command == "camera-forget":
+        return camera_forget(args.name)
     if args.command in ("start", "stop", "status", "restart"):
         return subprocess.call([str(ROOT / "scripts" / "pycam"), args.command], cwd=ROOT)
     if args.command == "logs":

@@ -9,7 +9,7 @@ from config_sections.base import Section
 
 
 class CameraConfig(Section):
-    name: str = Field("pycam", pattern=r"^[A-Za-z0-9_-]{1,40}$",
+    name: str = Field("pycam", pattern=r"^[A-Za-z0-9_-]{1,40}\Z",
                       description="Camera name, used in S3 keys and Slack messages.")
     source: str = Field("auto", min_length=1, description=(
         "auto (the Pi camera where picamera2 is installed, else USB camera 0) | picamera2 | picamera | "

@@ -90,3 +90,64 @@ def test_rotate_one_camera_or_all(two_cameras, r, settings):
     command(r, settings, "rotate", "-10 5")
     assert all(json.loads(r.get(keys.camera(n, "pantilt"))) == {"pan": -10, "tilt": 5} for n in ("front", "garage"))
     assert command(r, settings, "rotate", "attic 1 2").startswith("Usage: `/rotate [CAMERA] PAN TILT`")
+
+
+def test_redis_losing_its_data_restores_the_home_and_each_cameras_own_state(redis_url, r, tmp_path):
+    """Home armed, the garage camera disarmed on its own; Redis restarts empty. Each camera puts
+    back what it knew: the home stays armed (the garage's own "off" does not disarm the front
+    camera), the garage stays off."""
+    import config
+    from app import state
+    from app.camera.daemon import CameraDaemon
+    from app.utils import StopFlag
+
+    def daemon(name):
+        settings = config.load_settings(env={"REDIS_URL": redis_url, "PYCAM_DATA_DIR": str(tmp_path / name),
+                                             "PYCAM_CAMERA_NAME": name, "PYCAM_CLIPS": "false"}, config_path=None)
+        return CameraDaemon(settings, state.connect(redis_url, name), StopFlag())
+
+    garage, front = daemon("garage"), daemon("front")      # the garage polls first: the race that mattered
+    r.set(keys.CAMERA_STATUS, "true")
+    r.set(keys.camera("garage", "armed"), "false")
+    for d in (garage, front):
+        d.poll_control()
+    assert (garage.switches.armed, front.switches.armed) == (False, True)
+    r.flushdb()                                            # Redis came back without its data
+    for d in (garage, front):
+        d.poll_control()
+    assert r.get(keys.CAMERA_STATUS) == "true" and r.get(keys.camera("garage", "armed")) == "false"
+    assert (garage.switches.armed, front.switches.armed) == (False, True)
+    for d in (garage, front):
+        d.pool and d.pool.shutdown()
+
+
+def test_each_cameras_health_alarms_are_its_own(redis_url, tmp_path):
+    """Two cameras' "lost" or "covered" alarms must not clear each other, and say which camera."""
+    import config
+    from app import state
+    from app.camera.daemon import CameraDaemon
+    from app.utils import StopFlag
+    boards = {}
+    for name in ("front", "garage", "pycam"):
+        settings = config.load_settings(env={"REDIS_URL": redis_url, "PYCAM_DATA_DIR": str(tmp_path / name),
+                                             "PYCAM_CAMERA_NAME": name, "PYCAM_CLIPS": "false"}, config_path=None)
+        d = CameraDaemon(settings, state.connect(redis_url, name), StopFlag())
+        boards[name] = (set(d.board.alarms), d.who)
+    assert boards["front"][0].isdisjoint(boards["garage"][0])
+    assert "camera_source@front" in boards["front"][0] and boards["front"][1] == "camera front"
+    assert "camera_source" in boards["pycam"][0] and boards["pycam"][1] == "the camera"   # one camera: as before
+    with pytest.raises(config.ConfigError):
+        config.load_settings(env={"PYCAM_CAMERA_NAME": "front\n"}, config_path=None)
+
+
+def test_a_camera_taken_away_is_forgotten(redis_url, r):
+    from app import cameras
+    cameras.beat(r, "front", "running", True)
+    cameras.beat(r, "attic", "running", True)
+    cameras.set_armed(r, "attic", False)
+    r.hset(keys.ALARMS, "camera_source@attic", json.dumps({"since": 1, "text": "lost"}))
+    done = subprocess.run([sys.executable, "-m", "app.cli", "camera-forget", "attic"], cwd=ROOT,
+                          env=process_env(REDIS_URL=redis_url), capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and "forgotten" in done.stdout
+    assert set(cameras.known(r)) == {"front"} and not r.exists(keys.camera("attic", "armed"))
+    assert not r.hexists(keys.ALARMS, "camera_source@attic")

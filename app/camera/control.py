@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
+
 from app import cameras, keys, state, utils
 from app.backoff import Backoff
 
@@ -35,12 +37,18 @@ class RedisLink:
         try:
             result = fn(*args, **kwargs)
         except state.REFUSED as e:
-            if self.refused != str(e):
-                log.error("Redis refused the camera (%s): check the user and password in REDIS_URL (on the hub, "
-                          "`pycam camera-user NAME` makes them). The camera keeps recording", e)
+            if self.refused != str(e):      # said once per kind, not once a frame
+                if isinstance(e, redis.AuthenticationError):
+                    log.error("Redis refused the camera (%s): check the user and password in REDIS_URL (on the "
+                              "hub, `pycam camera-user NAME` makes them). The camera keeps recording", e)
+                else:
+                    log.error("Redis refused the camera a command (%s): its user is for another camera, or "
+                              "PYCAM_CAMERA_NAME is not the name `pycam camera-user` was given. The camera keeps "
+                              "recording", e)
             self.refused = str(e)
-            self.ok, self.tried = False, True
-            self.backoff.failed()
+            if isinstance(e, redis.AuthenticationError):     # a wrong password: nothing will pass
+                self.ok, self.tried = False, True
+                self.backoff.failed()
             return None
         except state.REDIS_DOWN as e:
             if self.ok or not self.tried:
@@ -50,7 +58,7 @@ class RedisLink:
             return None
         if not self.ok:
             log.info("Redis reachable")
-            self.ok, self.tried, self.refused = True, True, None
+            self.ok, self.tried = True, True
             self.backoff.reset()
         return result
 
@@ -65,6 +73,8 @@ class Switches:
     pantilt_target: object = None
     schedule: str | None = None   # the schedule set from Slack, as stored (None: pycam.yaml's)
     watched: bool = False         # someone watches the live view (app/live.py)
+    home: bool = False            # the home-wide camera_status, as read
+    own: bool | None = None       # this camera's own override (app/cameras.py), as read
 
 
 CONTROL_KEYS = (keys.CAMERA_STATUS, keys.CAMERA_NOTIFICATIONS, keys.TRAINING_MODE, keys.PANTILT, keys.SCHEDULE,
@@ -76,8 +86,10 @@ def read_switches(r, camera: str) -> Switches:
     ones, and what is set for this camera alone (its armed override, its pan-tilt target)."""
     raw = r.mget(CONTROL_KEYS + (keys.camera(camera, "armed"), keys.camera(camera, "pantilt")))
     home_armed = state.decode_flag(keys.CAMERA_STATUS, raw[0])
+    own = state.decode_json(raw[6])
+    own = own if isinstance(own, bool) else None
     own_target = state.decode_json(raw[7])
-    return Switches(armed=cameras.effective(home_armed, state.decode_json(raw[6])), armed_known=raw[0] is not None,
+    return Switches(armed=cameras.effective(home_armed, own), armed_known=raw[0] is not None, home=home_armed, own=own,
                     notifications=state.decode_flag(keys.CAMERA_NOTIFICATIONS, raw[1]),
                     training=state.decode_flag(keys.TRAINING_MODE, raw[2]),
                     pantilt_target=own_target if own_target is not None else state.decode_json(raw[3]),
@@ -96,8 +108,19 @@ class ArmedMemory:
         value = utils.read_json_file(self.path)
         return value.get("armed") if isinstance(value, dict) and isinstance(value.get("armed"), bool) else None
 
-    def save(self, armed: bool) -> None:
+    def load_home(self) -> tuple[bool | None, bool | None]:
+        """(the home-wide flag, this camera's own override) as last seen: what a Redis that lost
+        its data gets back (an older file has only `armed`, which was both)."""
+        value = utils.read_json_file(self.path)
+        if not isinstance(value, dict):
+            return None, None
+        home = value.get("home", value.get("armed"))
+        own = value.get("own")
+        return (home if isinstance(home, bool) else None), (own if isinstance(own, bool) else None)
+
+    def save(self, armed: bool, home: bool | None = None, own: bool | None = None) -> None:
         try:
-            utils.atomic_write_json(self.path, {"armed": armed, "time": time.time()})
+            utils.atomic_write_json(self.path, {"armed": armed, "home": armed if home is None else home,
+                                                "own": own, "time": time.time()})
         except OSError as e:   # a full disk must not stop the camera
             log.warning("Cannot remember the armed state on disk: %s", e.strerror or e)

@@ -17,6 +17,7 @@ unpublished events wait in memory and on disk and are published once it is back.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -47,6 +48,7 @@ CONTROL_S = 0.25          # how often the armed flag and the pan-tilt target are
 RETENTION_S = 600         # how often old events are pruned
 SCAN_RETRY_S = 30         # after the events folder could not be listed
 ALARMS_S = 0.5            # how often the view, the source and the disk are checked
+DEFAULT_CAMERA = "pycam"  # camera.name's default: one camera, its alarms keep their plain names
 
 
 class CameraDaemon:
@@ -72,7 +74,7 @@ class CameraDaemon:
         self.check_after = 0.0
         self.recorder = EventRecorder(self.store, settings.camera.name, settings.events.jpeg_quality)
         self.publisher = Publisher(self.link, settings.events.stream_maxlen, lambda: self.switches,
-                                   self.recorder.published, quiet=self._quiet)
+                                   self.recorder.published, quiet=self._quiet, camera=settings.camera.name)
         self.pipeline = Pipeline(settings)
         # Clips: the encoder that works here is found on a thread (a test encode); until then,
         # and without one, events are recorded without clips.
@@ -89,9 +91,13 @@ class CameraDaemon:
         if arm:
             self.memory.save(True)
         # Health and tamper alarms this daemon owns (app/alarms.py): its view, its source, its disk.
-        a = settings.alerts
-        self.board = Board(self.link.call, lambda: self.link.r, camera_view=(a.covered_s, 2.0),
-                           camera_source=(a.source_lost_s, 2.0), disk_writes=(0.0, 5.0), disk_low=(0.0, 60.0))
+        # Named for this camera when there are several (the default name keeps the plain names).
+        a, name = settings.alerts, settings.camera.name
+        self.alarm = (lambda what: what) if name == DEFAULT_CAMERA else (lambda what: f"{what}@{name}")
+        self.who = "the camera" if name == DEFAULT_CAMERA else f"camera {name}"
+        self.board = Board(self.link.call, lambda: self.link.r, **{
+            self.alarm("camera_view"): (a.covered_s, 2.0), self.alarm("camera_source"): (a.source_lost_s, 2.0),
+            self.alarm("disk_writes"): (0.0, 5.0), self.alarm("disk_low"): (0.0, 60.0)})
         self.view = ViewWatch()
         self.view_restored = False
         self.seen = None                        # the working frame the view was last judged on
@@ -116,25 +122,33 @@ class CameraDaemon:
                 self.link.call(state.init_flags, r)
         if not switches.armed_known:
             # Redis has no camera_status: it restarted without its data (or this is the first
-            # run). The state the camera was in holds; never disarm silently.
-            remembered = self.switches.armed
-            self.link.call(state.set_flag, r, keys.CAMERA_STATUS, remembered)
+            # run). The state the camera was in holds; never disarm silently. The home's flag and
+            # this camera's own override are restored each as it was (another camera may be
+            # restoring the home's flag too: the first one wins, both remember the same).
+            home, own = self.memory.load_home()
+            home = self.switches.armed if home is None else home
+            self.link.call(r.set, keys.CAMERA_STATUS, json.dumps(home), nx=True)
+            if own is not None:
+                self.link.call(r.set, keys.camera(self.s.camera.name, "armed"), json.dumps(own), nx=True)
             self.link.call(state.init_flags, r)
+            remembered = cameras.effective(home, own)
             if remembered:
                 log.warning("Redis had lost camera_status; restored it (armed)")
                 self._announce("pycam: Redis restarted without its data. The camera stays *armed*; "
                                "check /pycam_status.")
-            switches.armed = remembered
+            switches.armed, switches.home, switches.own = remembered, home, own
+        elif (switches.home, switches.own) != (self.switches.home, self.switches.own):
+            self.memory.save(switches.armed, switches.home, switches.own)
         if switches.armed != self.switches.armed:
-            self.set_armed(switches.armed)
+            self.set_armed(switches.armed, switches.home, switches.own)
         if switches.pantilt_target != self.switches.pantilt_target:
             self.move_camera(switches.pantilt_target)
         self.switches = switches
 
-    def set_armed(self, armed: bool) -> None:
+    def set_armed(self, armed: bool, home: bool | None = None, own: bool | None = None) -> None:
         """Arm (open the camera, learn the background afresh) or disarm (release the camera)."""
         self.switches.armed = armed
-        self.memory.save(armed)
+        self.memory.save(armed, home, own)
         log.info("Camera %s", "armed" if armed else "disarmed")
         if not armed:
             self._end_event()
@@ -333,7 +347,7 @@ class CameraDaemon:
         is over): debounced, once each way (app/alarms.py)."""
         if not self.board.restore():
             return
-        if self.board.alarms["camera_view"].raised_since is not None and not self.view_restored:
+        if self.board.alarms[self.alarm("camera_view")].raised_since is not None and not self.view_restored:
             self.view.blind = True           # blind before a restart: over only once it shows a scene
         self.view_restored = True
         armed = self.switches.armed
@@ -342,23 +356,23 @@ class CameraDaemon:
         # neither "covered" nor "sees again" (an alarm is left as it is meanwhile).
         if self.s.alerts.covered and armed and self.capture.is_open and grey is not None and grey is not self.seen:
             self.seen = grey
-            self.board.check("camera_view", self.view.update(grey, now), now, lambda since: (
-                f"pycam: the camera sees nothing since {clock(since)}: its picture went uniform at once "
+            self.board.check(self.alarm("camera_view"), self.view.update(grey, now), now, lambda since: (
+                f"pycam: {self.who} sees nothing since {clock(since)}: its picture went uniform at once "
                 "(the lens covered, blinded by a light, or the lights out). It keeps watching."),
-                lambda since, ended: f"pycam: the camera sees again (blind for {duration(ended - since)}).")
+                lambda since, ended: f"pycam: {self.who} sees again (blind for {duration(ended - since)}).")
         if armed:
             # The source's own error names it only as its kind (never a URL): see Capture.error.
-            self.board.check("camera_source", self.capture.state == "reopening", now, lambda since: (
-                f"pycam: the camera is lost since {clock(since)} ({redact(self.capture.error) or 'no frames'}); "
+            self.board.check(self.alarm("camera_source"), self.capture.state == "reopening", now, lambda since: (
+                f"pycam: {self.who} is lost since {clock(since)} ({redact(self.capture.error) or 'no frames'}); "
                 "pycam keeps trying to open it again."),
-                lambda since, ended: f"pycam: the camera is back (lost for {duration(ended - since)}).")
+                lambda since, ended: f"pycam: {self.who} is back (lost for {duration(ended - since)}).")
         refused = self.recorder.disk_error
         if refused or self.recorder.written:  # over only once an event was written again
-            self.board.check("disk_writes", bool(refused), now, lambda since: (
+            self.board.check(self.alarm("disk_writes"), bool(refused), now, lambda since: (
                 f"pycam: {refused}. The camera keeps watching and alerting, without pictures."),
                 lambda since, ended: "pycam: events are written to disk again.")
         low = self.disk_low
-        self.board.check("disk_low", bool(low), now, lambda since: f"pycam: {low}.",
+        self.board.check(self.alarm("disk_low"), bool(low), now, lambda since: f"pycam: {low}.",
                          lambda since, ended: "pycam: the data disk has room again.")
 
     def _scan_store(self, delay: float = 0.0) -> Scan:

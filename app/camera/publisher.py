@@ -21,8 +21,10 @@ class Publisher:
     """Publishes recorded events in order: the events stream, latest image and Slack job, in one
     transaction per event; a restart finds events that reached the disk but not Redis."""
 
-    def __init__(self, link: RedisLink, stream_maxlen: int, switches, on_published, quiet=lambda when: None):
+    def __init__(self, link: RedisLink, stream_maxlen: int, switches, on_published, quiet=lambda when: None,
+                 camera: str | None = None):
         self.link = link
+        self.camera = camera                 # this daemon's name: its own latest-snapshot key
         self.stream_maxlen = stream_maxlen
         self.switches = switches             # () -> Switches: notifications and training as they are now
         self.quiet = quiet                   # (event time) -> the quiet-hours window open then, or None
@@ -73,8 +75,8 @@ class Publisher:
             latest = json.dumps({"event_id": meta["id"], "path": meta["snapshot"], "time": meta["time"],
                                  "camera": meta.get("camera")})
             pipe.set(keys.LATEST_IMAGE, latest)                 # the home's newest
-            if meta.get("camera"):
-                pipe.set(keys.camera(meta["camera"], "latest"), latest)
+            if self.camera:
+                pipe.set(keys.camera(self.camera, "latest"), latest)
         if meta.get("verified") is False:
             pipe.incr(keys.UNVERIFIED_COUNT)
         if notify:

@@ -77,10 +77,13 @@ def run(r: redis.Redis, settings, cmd: Command) -> dict:
 
 # ---------------------------------------------------------------- arming and flags
 
-def _one_camera(r: redis.Redis, words: list[str]) -> tuple[str | None, str | None]:
+def _one_camera(r: redis.Redis, words: list[str], angles: bool = False) -> tuple[str | None, str | None]:
     """(camera, None) when the first word names a camera that beats here, (None, why not) when it
-    names none, (None, None) when there is no name (the command is for every camera)."""
-    if not words or ANGLE_RE.match(words[0]):
+    names none, (None, None) when there is no name (the command is for every camera). With
+    `angles`, a first word that is a number is an angle, not a name (/rotate)."""
+    if not words:
+        return None, None
+    if angles and ANGLE_RE.match(words[0]) and words[0] not in cameras.known(r):
         return None, None
     names = cameras.known(r)
     if words[0] in names:
@@ -150,7 +153,7 @@ ANGLE_RE = re.compile(r"^[+-]?\d{1,3}$")
 
 def cmd_rotate(r: redis.Redis, settings, cmd: Command) -> dict:
     args = cmd.text.split()
-    camera, why = _one_camera(r, args)
+    camera, why = _one_camera(r, args, angles=True)
     if why:
         return ephemeral(f"{ROTATE_USAGE}\n{why}")
     if camera:

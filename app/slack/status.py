@@ -84,7 +84,9 @@ def status_text(r: redis.Redis, settings, now: float | None = None) -> str:
              f"Auto mode: {yes[flag[keys.AUTO_DETECT_STATUS]]}",
              f"Training mode: {yes[flag[keys.TRAINING_MODE]]}",
              "Home: " + (", ".join(map(str, home)) if isinstance(home, list) and home else "nobody")]
-    if len(raw_cameras) > 1 or any(name != settings.camera.name for name in raw_cameras):
+    beats_of = {name: state.decode_json(value) for name, value in raw_cameras.items()}
+    if len(beats_of) > 1 or any(name != settings.camera.name or (isinstance(b, dict) and b.get("armed") != armed)
+                                for name, b in beats_of.items()):
         lines.append("Cameras: " + "; ".join(_camera_line(name, state.decode_json(raw_cameras[name]), settings, now)
                                              for name in sorted(raw_cameras)))
     presence = _presence_line(state.decode_json(v[keys.PRESENCE_STATUS]), now)
