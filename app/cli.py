@@ -254,8 +254,8 @@ def camera_user(name: str, hub: str | None) -> int:
     db = url.path.strip("/") or "0"
     print(f"REDIS_URL={url.scheme}://{user}:{password}@{host}:{url.port or 6379}/{db}")
     print(f"PYCAM_CAMERA_NAME={name}")
-    print(f"Put those two lines in the camera Pi's .env (the password is shown once). The hub's Redis must listen on the "
-          f"LAN (bind) for it: docs/running.md, \"Several cameras\".", file=sys.stderr)
+    print("Put those two lines in the camera Pi's .env (the password is shown once). The hub's Redis must listen "
+          "on the LAN (bind) for it: docs/running.md, \"Several cameras\".", file=sys.stderr)
     if unsaved:
         print(f"pycam: the user lives until Redis restarts ({unsaved}); set `aclfile` in its config",
               file=sys.stderr)

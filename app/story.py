@@ -10,6 +10,8 @@ label) and the notifier that shows it agree, whoever restarts.
         file, clip_file        the notifier's: Slack file ids of the snapshot and the clip
         shown      the value of v the message last showed (an update finding shown == v is done:
                    several changes queued together are shown by one chat.update)
+        image_retry  set once the message was shown without its snapshot (Slack not ready) and
+                   one more update was queued for it
 """
 from __future__ import annotations
 

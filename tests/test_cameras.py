@@ -10,7 +10,7 @@ import sys
 import pytest
 import redis
 
-from app import keys, outbox
+from app import keys
 from app.slack import commands, status
 from tests.conftest import ROOT, process_env, wait_for
 from tests.test_redis_acl import camera, stop

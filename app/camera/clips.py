@@ -265,10 +265,6 @@ class Clips:
         self.active: ClipJob | None = None
         self.closing: list[ClipJob] = []
 
-    @property
-    def enabled(self) -> bool:
-        return self.encoder is not None
-
     def feed(self, t: float, image_of) -> None:
         """Keep the frame (at the clip's rate, scaled to its width): `image_of()` gives it full size."""
         if self.encoder is None or t < self.next_t:

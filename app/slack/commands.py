@@ -83,9 +83,9 @@ def _one_camera(r: redis.Redis, words: list[str], angles: bool = False) -> tuple
     `angles`, a first word that is a number is an angle, not a name (/rotate)."""
     if not words:
         return None, None
-    if angles and ANGLE_RE.match(words[0]) and words[0] not in cameras.known(r):
-        return None, None
     names = cameras.known(r)
+    if angles and ANGLE_RE.match(words[0]) and words[0] not in names:
+        return None, None
     if words[0] in names:
         return words[0], None
     return None, (f"No camera is called {words[0]!r}. Cameras: {', '.join(names) or 'none has started yet'}.")

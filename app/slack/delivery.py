@@ -181,7 +181,8 @@ class Delivery:
         channel = self._channel()
         if head.ts is None:                 # a retry after the post finds its ts here
             ids = [j["event_id"] for j in jobs]
-            text, blocks = messages.event_message(self.settings.camera.name, self._shown(ids, jobs), images=False)
+            stories = [story.read(self.r, i) for i in ids]
+            text, blocks = messages.event_message(self.settings.camera.name, self._shown(stories, jobs), images=False)
             found = self._post_once(job, text=text, blocks=blocks, group=[j["id"] for j in followers], event_ids=ids)
             ts = found.get("ts") if found is not None else None
             if not ts:
@@ -238,13 +239,13 @@ class Delivery:
         if file_id:
             self._persist(f"the clip of {event_id}", lambda: story.note(self.r, event_id, clip_file=file_id))
 
-    def _shown(self, event_ids: list[str], jobs: list[dict] = ()) -> list[tuple[str, dict, dict]]:
+    def _shown(self, stories: list[story.Story], jobs: list[dict] = ()) -> list[tuple[str, dict, dict]]:
         """What the message shows of each event: its story (or, for an alert queued before
         stories, the job's own fields)."""
         by_id = {j["event_id"]: j for j in jobs}
         shown = []
-        for event_id in event_ids:
-            told = story.read(self.r, event_id)
+        for told in stories:
+            event_id = told.event_id
             facts = told.facts or {k: v for k, v in by_id.get(event_id, {}).items()
                                    if k in ("time", "area", "training", "snapshot")}
             path = data_path(self.settings.data_dir, facts.get("snapshot"))
@@ -254,9 +255,10 @@ class Delivery:
 
     def _show(self, event_ids: list[str], jobs: list[dict] = ()) -> None:
         """chat.update the message of these events with all their stories hold now."""
-        first = story.read(self.r, event_ids[0])
-        versions = {i: story.read(self.r, i).version for i in event_ids}
-        shown = self._shown(event_ids, jobs)
+        stories = [story.read(self.r, i) for i in event_ids]
+        first = stories[0]
+        versions = {t.event_id: t.version for t in stories}
+        shown = self._shown(stories, jobs)
         for images in (True, False):
             text, blocks = messages.event_message(self.settings.camera.name, shown, images=images)
             try:
@@ -349,9 +351,7 @@ class Delivery:
         def post():
             for other in group:       # each of them, alone after a restart, asks Slack first too
                 self._mark(other, "post")
-            wait = self.last_post + POST_INTERVAL_S - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
+            time.sleep(self.post_wait())
             try:
                 return self._api(self.client.chat_postMessage, channel=channel, metadata=tag, **message)
             finally:

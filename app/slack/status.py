@@ -87,8 +87,8 @@ def status_text(r: redis.Redis, settings, now: float | None = None) -> str:
     beats_of = {name: state.decode_json(value) for name, value in raw_cameras.items()}
     if len(beats_of) > 1 or any(name != settings.camera.name or (isinstance(b, dict) and b.get("armed") != armed)
                                 for name, b in beats_of.items()):
-        lines.append("Cameras: " + "; ".join(_camera_line(name, state.decode_json(raw_cameras[name]), settings, now)
-                                             for name in sorted(raw_cameras)))
+        lines.append("Cameras: " + "; ".join(_camera_line(name, beats_of[name], settings, now)
+                                             for name in sorted(beats_of)))
     presence = _presence_line(state.decode_json(v[keys.PRESENCE_STATUS]), now)
     if presence:
         lines.append(presence)

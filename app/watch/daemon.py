@@ -15,7 +15,7 @@ import time
 
 import redis
 
-from app import alarms, cameras, health, keys, outbox, state
+from app import alarms, cameras, health, outbox, state
 from app.alarms import Board, clock, duration
 from app.watch import digest, power
 
