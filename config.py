@@ -23,7 +23,7 @@ from config_sections.camera import (CameraConfig, ClipsConfig, EventsConfig, Mot
                                     VerifierConfig)
 from config_sections.presence import (CommandProviderConfig, LanProviderConfig, PersonConfig, PresenceConfig,
                                       ProviderConfig, RouterLoginConfig, RouterProviderConfig)
-from config_sections.model import Field, Invalid
+from config_sections.model import Field, Invalid, field_validator
 from config_sections.schedule import ScheduleConfig
 from config_sections.services import S3Config, SlackConfig
 from config_sections.web import WebConfig
@@ -43,6 +43,13 @@ class Settings(Section):
         "PYCAM_LAYOUT: the processes `scripts/pycam` and systemd run. standard: the camera daemon, "
         "one process for Slack, presence and S3 (app/services.py), glances. compact (a Zero 2 W): "
         "the same without glances. separate: one process per service, glances. gunicorn runs in each only in HTTP mode (docs/running.md)."))
+    role: Literal["hub", "camera"] = Field("hub", description=(
+        "PYCAM_ROLE: hub: this Pi runs everything (a single Pi, or the Pi with Redis that talks to Slack). "
+        "camera: a camera Pi on the hub's Redis (REDIS_URL): it runs its camera daemons and a notifier that "
+        "sends their images to Slack from here, so images never cross the LAN (docs/running.md)."))
+    cameras: list[str] = Field(default_factory=list, description=(
+        "PYCAM_CAMERAS: the cameras this Pi runs, by name (comma-separated); each reads .env.<name> over "
+        ".env (its PYCAM_SOURCE...). Empty: one camera, camera.name."))
     heartbeat_s: float = Field(5, ge=1, le=60, description="Seconds between heartbeats.")
     heartbeat_ttl_s: float = Field(30, ge=3, le=600, description="A heartbeat older than this is stale and expires.")
     camera: CameraConfig = Field(default_factory=CameraConfig)
@@ -59,6 +66,21 @@ class Settings(Section):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     web: WebConfig = Field(default_factory=WebConfig)
 
+    @field_validator("cameras")
+    @classmethod
+    def _camera_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not CAMERA_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a camera name (1 to 40 letters, digits, - or _)")
+        if len(set(names)) != len(names):
+            raise ValueError("a camera is named twice")
+        return names
+
+    @property
+    def camera_names(self) -> list[str]:
+        """The cameras this Pi runs (systemd units, glances' counts, a camera Pi's outboxes)."""
+        return self.cameras or [self.camera.name]
+
     # events/ and training/ belong to app/storage (events.py and labels.py own their layout).
     @property
     def logs_dir(self) -> Path:
@@ -70,6 +92,8 @@ class Settings(Section):
         return bool(self.slack.signing_secret) or self.web.enabled
 
 
+CAMERA_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
+
 # Environment variables with a documented name, and the setting each one fills.
 ENV_NAMES: dict[str, tuple[str, ...]] = {
     "REDIS_URL": ("redis_url",),
@@ -80,6 +104,8 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "PYCAM_CLIPS": ("clips", "enabled"),
     "PYCAM_WEB": ("web", "enabled"),
     "PYCAM_CAMERA_NAME": ("camera", "name"),
+    "PYCAM_ROLE": ("role",),
+    "PYCAM_CAMERAS": ("cameras",),
     "SLACK_BOT_TOKEN": ("slack", "bot_token"),
     "SLACK_SIGNING_SECRET": ("slack", "signing_secret"),
     "SLACK_APP_TOKEN": ("slack", "app_token"),
@@ -97,7 +123,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
 }
 # Settings that may only come from the environment (secrets).
 SECRET_PATHS = {("slack", "bot_token"), ("slack", "signing_secret"), ("slack", "app_token")}
-LIST_FROM_CSV = {("slack", "allowed_users")}
+LIST_FROM_CSV = {("slack", "allowed_users"), ("cameras",)}
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -121,7 +147,15 @@ def environment() -> dict[str, str]:
     """
     named = os.environ.get("PYCAM_ENV_FILE")
     env_file = ROOT / ".env" if named is None else (Path(named) if named else None)
-    return {**(read_dotenv(env_file) if env_file else {}), **os.environ}
+    if env_file is None:
+        return dict(os.environ)
+    values = read_dotenv(env_file)
+    # One of several cameras on this Pi (PYCAM_CAMERA_NAME, set by its systemd unit or
+    # `scripts/pycam`): its own .env.<name> over .env, for its source and whatever else differs.
+    camera = os.environ.get("PYCAM_CAMERA_NAME") or values.get("PYCAM_CAMERA_NAME") or ""
+    if CAMERA_NAME.fullmatch(camera):
+        values.update(read_dotenv(env_file.with_name(f"{env_file.name}.{camera}")))
+    return {**values, **os.environ}
 
 
 def _set_path(tree: dict, path: tuple[str, ...], value: Any) -> None:

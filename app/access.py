@@ -1,9 +1,10 @@
 """Who may do what in Redis: the ACL user a camera Pi connects to the hub's Redis with.
 
 A camera Pi on the LAN holds its password in its REDIS_URL (redis://camera-front:...@hub:6379/0).
-Its user may run only the commands the camera daemon runs, on only the keys it reads and writes
-(the switches, its heartbeat, events, the outbox, stories, alarms, the live view): it cannot read
-Slack's delivery marks, change who is home, flush the database or reconfigure the server.
+Its user may run only the commands its camera daemon and its notifier run, on only the keys they
+read and write (the switches, heartbeats, events, the home's outbox for notices, stories, alarms,
+the live view, and its own camera:<name>:* keys, its outbox among them): it cannot read the
+home's delivery marks, change who is home, flush the database or reconfigure the server.
 `pycam camera-user NAME` creates one on the hub.
 """
 from __future__ import annotations
@@ -15,11 +16,13 @@ from app import keys
 
 USER_PREFIX = "camera-"
 NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
-# What the camera daemon runs (app/camera/, and the core modules it calls), and what redis-py
-# sends when it connects (its CLIENT SETINFO, on Redis 7.2 and later, is refused and ignored).
+# What the camera daemon runs (app/camera/, and the core modules it calls), what the notifier
+# of a camera Pi runs on its own outbox (app/slack/), and what redis-py sends when it connects
+# (its CLIENT SETINFO, on Redis 7.2 and later, is refused and ignored).
 COMMANDS = ("ping", "hello", "client|setname", "multi", "exec", "discard",
-            "get", "mget", "set", "exists", "incr", "expire", "hset", "hdel", "hgetall", "hmget", "hincrby",
-            "lpush", "ltrim", "xadd", "publish")
+            "get", "mget", "set", "exists", "incr", "expire", "del", "hset", "hdel", "hgetall", "hmget", "hincrby",
+            "hexists", "lpush", "ltrim", "lindex", "lpop", "rpush", "xadd", "publish",
+            "xgroup|create", "xreadgroup", "xack", "xrange")
 # The keys it reads and writes; it sets camera_status only to restore it (or with --arm).
 KEYS = (keys.CAMERA_STATUS, keys.CAMERA_NOTIFICATIONS, keys.TRAINING_MODE, keys.AUTO_DETECT_STATUS,
         keys.PANTILT, keys.PANTILT_POSITION, keys.SCHEDULE, keys.LIVE_VIEWER, keys.heartbeat("security_system"),
@@ -29,7 +32,7 @@ KEYS = (keys.CAMERA_STATUS, keys.CAMERA_NOTIFICATIONS, keys.TRAINING_MODE, keys.
 
 def keys_for(camera: str) -> list[str]:
     """The keys the camera called `camera` may use: the shared ones and its own (camera:<name>:*)."""
-    return list(KEYS) + [keys.camera(camera, "*")]
+    return list(KEYS) + [keys.camera(camera, "*"), keys.heartbeat(f"notifier@{camera}")]
 CHANNELS = (keys.LIVE_FRAMES,)
 
 

@@ -47,11 +47,13 @@ UNVERIFIED_COUNT = "events:unverified"         # integer: events recorded but no
 LIVE_VIEWER = "live:viewer"                    # set (with a short TTL) while someone watches: the camera sends frames
 LIVE_FRAMES = "live:frames"                    # pub/sub channel: 8-byte big-endian capture time (ms) + JPEG
 
-# Slack.
+# Slack: the home's outbox and the notifier's marks for it. A camera Pi that sends its own images
+# (role: camera) has the same keys under camera:<name>:slack: (outbox_prefix, app/outbox.py's Box).
 SLACK_OUTBOX = "slack:outbox"                  # stream: field "job" = JSON job for the notifier
 SLACK_OUTBOX_GROUP = "notifier"                # consumer group reading SLACK_OUTBOX
-SLACK_DELIVERED_PREFIX = "slack:delivered:"    # + job id: set once Slack accepted the job (idempotency)
-SLACK_UPLOADED_PREFIX = "slack:uploaded:"      # + job id: the job's image upload finished (JSON {file_id})
+# slack:delivered:<job>  set once Slack accepted the job (idempotency)
+# slack:uploaded:<job>   the job's image upload finished (JSON {file_id})
+# slack:inflight:<job>   hash of the job's Slack steps (post, upload) -> when an attempt began whose answer never came
 SLACK_PARKED = "slack:parked"                  # list of JSON {job, error, time}: jobs that failed unexpectedly, set aside
 
 # S3.
@@ -63,24 +65,15 @@ ALARMS_LOG = "alarms:log"                      # list of JSON {name, since, text
 ALARMS = "alarms"                              # hash: alarm name -> JSON {since, text}: problems the owner was told of (app/alarms.py)
 
 
+def outbox_prefix(camera_name: str | None) -> str:
+    """Where an outbox and its marks live: the home's (slack:outbox, slack:delivered:<job>...) or
+    a camera Pi's own (camera:<name>:slack:outbox...), which only that Pi's notifier reads."""
+    return "slack:" if camera_name is None else camera(camera_name, "slack:")
+
+
 def heartbeat(process: str) -> str:
     """Key of a process's heartbeat: JSON {time, pid, state, detail} with a TTL."""
     return HEARTBEAT_PREFIX + process
-
-
-def delivered(job_id: str) -> str:
-    """Key marking a Slack job as accepted by Slack, so a restart never sends it twice."""
-    return SLACK_DELIVERED_PREFIX + job_id
-
-
-def uploaded(job_id: str) -> str:
-    """Key marking that a job's image upload finished, so a restart before its message never uploads twice."""
-    return SLACK_UPLOADED_PREFIX + job_id
-
-
-def inflight(job_id: str) -> str:
-    """Hash of a job's Slack steps (post, upload) -> when an attempt began whose answer never came."""
-    return "slack:inflight:" + job_id
 
 
 def slack_seen(signature: str) -> str:

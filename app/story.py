@@ -19,8 +19,10 @@ import json
 from dataclasses import dataclass, field
 
 STORY_TTL_S = 7 * 86400
+# `box`: the camera whose own outbox carries the event's jobs (its images are on that camera Pi),
+# None for the home's outbox.
 FACTS = ("camera", "time", "area", "training", "snapshot", "verified", "verifier", "start_time", "end_time",
-         "clip_s", "label", "labelled_by")
+         "clip_s", "label", "labelled_by", "box")
 
 
 def key(event_id: str) -> str:

@@ -9,6 +9,9 @@
 #   deploy/install_systemd.sh --render DIR            only write the units for this checkout to DIR
 #   deploy/install_systemd.sh --units                 only print the units the settings' layout enables
 #
+# Several cameras on this Pi (setting `cameras`): pycam-security-system@NAME.service each. A camera
+# Pi (PYCAM_ROLE=camera): its cameras, the notifier that sends their images, glances.
+#
 # The units in deploy/systemd/ name /opt/pycam (the checkout) and /var/lib/pycam/data (the data
 # dir); the copies installed in /etc/systemd/system have this checkout's paths instead.
 set -euo pipefail
@@ -33,17 +36,25 @@ done
 
 sources() { echo "$ROOT"/deploy/systemd/pycam-*.service "$ROOT/deploy/pycam.target"; }
 layout_units() {  # the services of the configured layout, from pycam's settings (.env, pycam.yaml)
-  local out
+  local out name
   out="$(cd "$ROOT" && .venv/bin/python -c 'import config; s = config.load_or_exit()
-print(s.layout, "http" if s.serves_http else "socket")')" || return 2
-  echo pycam-security-system.service
-  case "$out" in compact*) ;; *) echo pycam-glances.service ;; esac
-  case "$out" in
-    separate*) echo pycam-notifier.service pycam-slack-socket.service pycam-who-is-home.service \
+print(s.layout, "http" if s.serves_http else "socket", s.role, *s.cameras)')" || return 2
+  # shellcheck disable=SC2086  # the words printed above
+  set -- $out
+  if [ $# -gt 3 ]; then   # several cameras: a unit each, from the template
+    for name in "${@:4}"; do echo "pycam-security-system@$name.service"; done
+  else
+    echo pycam-security-system.service
+  fi
+  [ "$1" = compact ] || echo pycam-glances.service
+  if [ "$3" = camera ]; then echo pycam-notifier.service; return 0; fi   # a camera Pi: the hub runs the rest
+  case "$1" in
+    separate) echo pycam-notifier.service pycam-slack-socket.service pycam-who-is-home.service \
       pycam-s3-upload.service pycam-watchdog.service ;;
     *) echo pycam-services.service ;;
   esac
-  case "$out" in *http) echo pycam-flask-app.service ;; esac
+  [ "$2" = http ] && echo pycam-flask-app.service
+  return 0
 }
 units() { local f; for f in $(sources); do basename "$f"; done; }
 
@@ -92,8 +103,10 @@ if ! runuser -u pycam -- test -r "$ROOT/config.py" -a -x "$ROOT/.venv/bin/python
   echo "       Clone pycam to /opt/pycam as setup.md shows, or run: chmod o+x $(dirname "$ROOT")" >&2
   exit 1
 fi
-# Secrets stay private to their owner and the pycam group.
-if [ -f "$ROOT/.env" ]; then chgrp pycam "$ROOT/.env"; chmod 640 "$ROOT/.env"; fi
+# Secrets stay private to their owner and the pycam group (each camera's .env.NAME too).
+for f in "$ROOT/.env" "$ROOT"/.env.*; do
+  if [ -f "$f" ]; then chgrp pycam "$f"; chmod 640 "$f"; fi
+done
 
 # glances asks for this password in web mode; without it, it listens on 127.0.0.1 only.
 pwd_dir="$HOME_DIR/.config/glances"
@@ -113,8 +126,9 @@ fi
 
 render
 systemctl daemon-reload
-# Units of another layout (or gunicorn after a switch to Socket Mode) are stopped and disabled.
-for unit in $(units); do
+# Units of another layout (or gunicorn after a switch to Socket Mode, or a camera no longer in
+# `cameras`) are stopped and disabled.
+for unit in $(units) $(systemctl list-units --all --plain --no-legend 'pycam-security-system@*' | awk '{print $1}'); do
   case " $wanted pycam.target " in *" $unit "*) ;; *) systemctl disable --now "$unit" >/dev/null 2>&1 || true ;; esac
 done
 # shellcheck disable=SC2086  # a list of unit names

@@ -131,3 +131,48 @@ def test_no_error_message_shows_a_password_however_it_is_written(tmp_path, yaml_
     with pytest.raises(ConfigError) as e:
         load_settings(env={}, config_path=f)
     assert named in str(e.value) and "hunter2" not in str(e.value), str(e.value)
+
+
+def test_each_camera_on_a_pi_reads_its_own_env_file_over_the_shared_one(tmp_path, clean_env):
+    """Two cameras on one Pi: `--camera garage` (PYCAM_CAMERA_NAME) reads .env.garage over .env;
+    the other camera and a name that is no name read .env alone."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("PYCAM_SOURCE=/dev/video0\nREDIS_URL=redis://hub:6379/0\nPYCAM_CAMERAS=front,garage\n")
+    (tmp_path / ".env.garage").write_text("PYCAM_SOURCE=/dev/video2\n")
+    (tmp_path / ".env.x").write_text("PYCAM_SOURCE=/dev/evil\n")
+    clean_env.setenv("PYCAM_ENV_FILE", str(env_file))
+    clean_env.setenv("PYCAM_CONFIG", "")
+    clean_env.setenv("PYCAM_CAMERA_NAME", "garage")
+    garage = config.load_settings()
+    assert (garage.camera.name, garage.camera.source, garage.redis_url) == ("garage", "/dev/video2", "redis://hub:6379/0")
+    assert garage.camera_names == ["front", "garage"]
+    clean_env.setenv("PYCAM_CAMERA_NAME", "front")
+    assert config.load_settings().camera.source == "/dev/video0"
+    clean_env.setenv("PYCAM_CAMERA_NAME", "../x")
+    with pytest.raises(config.ConfigError, match="camera.name"):
+        config.load_settings()
+
+
+@pytest.mark.parametrize("value, message", [("front,front", "named twice"), ("front,a b", "not a camera name")])
+def test_a_bad_camera_list_is_refused(value, message):
+    with pytest.raises(config.ConfigError, match=message):
+        config.load_settings(env={"PYCAM_CAMERAS": value})
+
+
+def test_glances_expects_each_camera_and_on_a_camera_pi_only_its_processes():
+    import configparser
+    from app.watch import glances_conf
+
+    def rendered(**env):
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read_string(glances_conf.render(glances_conf.SOURCE.read_text(), config.load_settings(env=env)))
+        return parser
+
+    one = rendered()
+    assert (one["amp_security_system"]["countmin"], one["amp_security_system"]["countmax"]) == ("1", "1")
+    two = rendered(PYCAM_CAMERAS="front,garage")
+    assert (two["amp_security_system"]["countmin"], two["amp_security_system"]["countmax"]) == ("2", "2")
+    assert two["amp_watchdog"]["enable"] == "true"
+    pi = rendered(PYCAM_ROLE="camera")
+    assert pi["amp_notifier"]["enable"] == "true" and pi["amp_security_system"]["enable"] == "true"
+    assert all(pi[s]["enable"] == "false" for s in ("amp_watchdog", "amp_slack_socket", "amp_redis", "amp_flask_app"))

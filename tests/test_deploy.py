@@ -267,17 +267,21 @@ def test_start_reports_failures_and_stop_kills_what_ignores_sigterm(tmp_path, re
         kill_leftovers(data, repo)
 
 
-@pytest.mark.parametrize("layout, http, expected", [
-    ("standard", False, ["security_system", "services", "glances"]),
-    ("standard", True, ["flask_app", "security_system", "services", "glances"]),
-    ("compact", False, ["security_system", "services"]),
+@pytest.mark.parametrize("layout, http, expected, extra", [
+    ("standard", False, ["security_system", "services", "glances"], {}),
+    ("standard", True, ["flask_app", "security_system", "services", "glances"], {}),
+    ("compact", False, ["security_system", "services"], {}),
     ("separate", False, ["security_system", "notifier", "slack_socket", "who_is_home", "s3_upload", "watchdog",
-                         "glances"]),
+                         "glances"], {}),
+    ("standard", True, ["flask_app", "security_system@front", "security_system@garage", "services", "glances"],
+     {"PYCAM_CAMERAS": "front,garage"}),
+    ("standard", True, ["security_system", "notifier", "glances"], {"PYCAM_ROLE": "camera"}),
 ])
-def test_each_layout_starts_its_own_processes(tmp_path, redis_url, layout, http, expected):
+def test_each_layout_starts_its_own_processes(tmp_path, redis_url, layout, http, expected, extra):
     """gunicorn only in HTTP mode; one process for the services but in the separate layout; no
-    glances in the compact one (a Zero 2 W)."""
-    env = deploy_env(ROOT, redis_url, tmp_path) | {"PYCAM_LAYOUT": layout, "PYCAM_ENV_FILE": "", "PYCAM_CONFIG": ""}
+    glances in the compact one (a Zero 2 W); a camera daemon per camera; on a camera Pi, only its
+    cameras and the notifier that sends their images."""
+    env = deploy_env(ROOT, redis_url, tmp_path) | {"PYCAM_LAYOUT": layout, "PYCAM_ENV_FILE": "", "PYCAM_CONFIG": ""} | extra
     if not http:
         del env["SLACK_SIGNING_SECRET"]
     out = subprocess.run(["scripts/pycam", "processes"], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -288,7 +292,8 @@ def test_each_layout_starts_its_own_processes(tmp_path, redis_url, layout, http,
                            text=True, timeout=30)
     unit_of = {"flask_app": "pycam-flask-app", "security_system": "pycam-security-system", "services": "pycam-services",
                "glances": "pycam-glances", "notifier": "pycam-notifier", "slack_socket": "pycam-slack-socket",
-               "who_is_home": "pycam-who-is-home", "s3_upload": "pycam-s3-upload", "watchdog": "pycam-watchdog"}
+               "who_is_home": "pycam-who-is-home", "s3_upload": "pycam-s3-upload", "watchdog": "pycam-watchdog",
+               "security_system@front": "pycam-security-system@front", "security_system@garage": "pycam-security-system@garage"}
     assert sorted(units.stdout.split()) == sorted(f"{unit_of[p]}.service" for p in expected), units.stderr
 
 
@@ -428,7 +433,7 @@ def test_health_reports_stale_and_missing_heartbeats(r, settings):
 
 # ------------------------------------------------------------------ systemd
 
-UNITS = ["pycam-security-system", "pycam-services", "pycam-notifier", "pycam-slack-socket", "pycam-flask-app",
+UNITS = ["pycam-security-system", "pycam-security-system@", "pycam-services", "pycam-notifier", "pycam-slack-socket", "pycam-flask-app",
          "pycam-who-is-home", "pycam-s3-upload", "pycam-watchdog", "pycam-glances"]
 
 
@@ -456,6 +461,9 @@ def test_systemd_units_restart_run_as_pycam_and_leave_the_camera_reachable(tmp_p
             assert line in text.splitlines(), (name, line)
         assert re.search(r"^After=.*network-online\.target.*redis-server\.service", text, flags=re.M)
         assert re.search(r"^ReadWritePaths=.*/var/lib/pycam/data", text, flags=re.M)
+    # One of several cameras: the same unit, for the camera its instance names.
+    assert "ExecStart=" + str(ROOT / ".venv/bin/python") + " " + str(ROOT / "app/security_system.py") + " --camera %i" \
+        in units["pycam-security-system@.service"].splitlines()
     camera = units["pycam-security-system.service"].splitlines()
     # Each of these would put the camera's /dev nodes and /dev/i2c-1 behind a device allow-list.
     assert "PrivateDevices=yes" not in camera

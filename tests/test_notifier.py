@@ -108,7 +108,7 @@ def test_an_alert_posts_at_once_then_its_snapshot_goes_in_the_thread_and_into_th
     [image] = [b for b in shown["blocks"] if b["type"] == "image"]
     assert image["slack_file"]["id"] == fake.shared[0]["id"]
     assert [b for b in shown["blocks"] if b["type"] == "actions"] == [actions]
-    assert r.exists(keys.delivered(f"alert:{meta['id']}"))
+    assert r.exists(outbox.HOME.delivered(f"alert:{meta['id']}"))
     assert pending(r) == 0
 
 

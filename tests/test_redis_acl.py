@@ -26,13 +26,13 @@ def camera_user(redis_url):
     redis.Redis.from_url(redis_url).acl_deluser("camera-front")
 
 
-def camera(url: str, data: Path, clip: str, name: str = "front", loop: bool = False) -> subprocess.Popen:
+def camera(url: str, data: Path, clip: str, name: str = "front", loop: bool = False, **env: str) -> subprocess.Popen:
     """The camera daemon as a camera Pi runs it: its own name, data dir and REDIS_URL."""
     data.parent.mkdir(parents=True, exist_ok=True)
     cfg = data.parent / "camera.yaml"
     cfg.write_text(f"camera:\n  name: {name}\n  loop: {str(loop).lower()}\npantilt:\n  enabled: 'off'\n"
                    "heartbeat_s: 1\n")
-    env = process_env(REDIS_URL=url, PYCAM_DATA_DIR=str(data), PYCAM_SOURCE=clip, PYCAM_CONFIG=str(cfg))
+    env = process_env(REDIS_URL=url, PYCAM_DATA_DIR=str(data), PYCAM_SOURCE=clip, PYCAM_CONFIG=str(cfg), **env)
     return subprocess.Popen([sys.executable, "app/security_system.py", "--arm"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

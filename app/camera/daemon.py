@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -74,7 +75,8 @@ class CameraDaemon:
         self.check_after = 0.0
         self.recorder = EventRecorder(self.store, settings.camera.name, settings.events.jpeg_quality)
         self.publisher = Publisher(self.link, settings.events.stream_maxlen, lambda: self.switches,
-                                   self.recorder.published, quiet=self._quiet, camera=settings.camera.name)
+                                   self.recorder.published, quiet=self._quiet, camera=settings.camera.name,
+                                   own_outbox=settings.role == "camera")
         self.pipeline = Pipeline(settings)
         # Clips: the encoder that works here is found on a thread (a test encode); until then,
         # and without one, events are recorded without clips.
@@ -463,6 +465,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--arm", action="store_true", help="arm the camera at start")
     ap.add_argument("--replay", action="store_true", help="process a file offline, as fast as possible")
     ap.add_argument("--source", help="camera source (overrides the configured one)")
+    ap.add_argument("--camera", metavar="NAME", help="one of this Pi's cameras (setting `cameras`): its name, "
+                                                     "and its .env.NAME over .env")
     ap.add_argument("--events-out", help="replay: one JSON line per alert")
     ap.add_argument("--frames-out", help="replay: per-frame CSV (frame, time, motion, area, reason)")
     ap.add_argument("--masks-out", help="replay: foreground masks as PNG at the input size")
@@ -483,6 +487,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     # The per-frame work is small: OpenCV's worker threads would cost more CPU than they save.
     cv2.setNumThreads(1)
+    if args.camera is not None:
+        if not config.CAMERA_NAME.fullmatch(args.camera):
+            raise SystemExit(f"pycam: --camera {args.camera!r}: a camera name is 1 to 40 letters, digits, - or _")
+        os.environ["PYCAM_CAMERA_NAME"] = args.camera      # read with its .env.NAME by the settings
     settings = config.load_or_exit()
     if args.source:
         settings.camera.source = args.source
@@ -501,7 +509,8 @@ def main(argv=None) -> int:
             raise SystemExit(f"pycam: {e}") from None
         return 0
     check_data_dir(settings.data_dir)
-    setup_logging(PROCESS, settings.log_level, settings.logs_dir)
+    # Two cameras on one Pi: a log file each.
+    setup_logging(f"{PROCESS}@{args.camera}" if args.camera else PROCESS, settings.log_level, settings.logs_dir)
     try:
         verifier = build_verifier(settings)
     except config.ConfigError as e:
@@ -509,7 +518,8 @@ def main(argv=None) -> int:
     stop = StopFlag().install()
     r = state.connect(settings.redis_url, PROCESS, socket_timeout=1.0, connect_timeout=0.5, retries=1)
     pantilt = None
-    if settings.pantilt.enabled != "off":
+    # One HAT per Pi: with several cameras it is the first one's.
+    if settings.pantilt.enabled != "off" and settings.camera.name == settings.camera_names[0]:
         from app.camera.pantilt import open_pantilt
         pantilt = open_pantilt(settings.pantilt)
     CameraDaemon(settings, r, stop, pantilt=pantilt, verifier=verifier, arm=args.arm).run()

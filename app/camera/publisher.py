@@ -22,9 +22,14 @@ class Publisher:
     transaction per event; a restart finds events that reached the disk but not Redis."""
 
     def __init__(self, link: RedisLink, stream_maxlen: int, switches, on_published, quiet=lambda when: None,
-                 camera: str | None = None):
+                 camera: str | None = None, own_outbox: bool = False):
         self.link = link
         self.camera = camera                 # this daemon's name: its own latest-snapshot key
+        # On a camera Pi (role: camera) the images stay here: the event's jobs go to this camera's
+        # own outbox, which the notifier on this Pi sends; the story and latest snapshot say so,
+        # so the hub queues what shows them (a label, /pycam_latest) there too.
+        self.box_name = camera if own_outbox else None
+        self.box = outbox.box(self.box_name)
         self.stream_maxlen = stream_maxlen
         self.switches = switches             # () -> Switches: notifications and training as they are now
         self.quiet = quiet                   # (event time) -> the quiet-hours window open then, or None
@@ -73,17 +78,17 @@ class Publisher:
         pipe.xadd(keys.EVENTS, {"event": json.dumps(meta)}, maxlen=self.stream_maxlen, approximate=True)
         if meta.get("snapshot"):   # none when the disk refused it (the alert goes out as text)
             latest = json.dumps({"event_id": meta["id"], "path": meta["snapshot"], "time": meta["time"],
-                                 "camera": meta.get("camera")})
+                                 "camera": meta.get("camera"), "box": self.box_name})
             pipe.set(keys.LATEST_IMAGE, latest)                 # the home's newest
             if self.camera:
                 pipe.set(keys.camera(self.camera, "latest"), latest)
         if meta.get("verified") is False:
             pipe.incr(keys.UNVERIFIED_COUNT)
         if notify:
-            story.tell(pipe, meta["id"], **story.facts_of(meta, switches.training))
+            story.tell(pipe, meta["id"], **story.facts_of(meta, switches.training), box=self.box_name)
             outbox.enqueue(pipe, outbox.make_job(
-                "alert", f"alert:{meta['id']}", event_id=meta["id"], time=meta["time"],
-                area=meta["area"], snapshot=meta["snapshot"], boxes=meta["boxes"], training=switches.training))
+                "alert", f"alert:{meta['id']}", event_id=meta["id"], time=meta["time"], area=meta["area"],
+                snapshot=meta["snapshot"], boxes=meta["boxes"], training=switches.training), self.box)
         pipe.set(keys.event_published(meta["id"]), 1, ex=30 * 86400)
         if notify and meta.get("clip"):     # written while the event waited for its verdict
             self._queue_clip(pipe, meta)
@@ -97,17 +102,16 @@ class Publisher:
         pipe = self.link.r.pipeline(transaction=True)
         if kind == "end":
             story.tell(pipe, meta["id"], end_time=meta.get("end_time"))
-            outbox.enqueue(pipe, outbox.make_job("update", event_id=meta["id"]))
+            outbox.enqueue(pipe, outbox.make_job("update", event_id=meta["id"]), self.box)
         elif meta.get("clip"):
             self._queue_clip(pipe, meta)
         pipe.execute()
         return True
 
-    @staticmethod
-    def _queue_clip(pipe, meta: dict) -> None:
+    def _queue_clip(self, pipe, meta: dict) -> None:
         story.tell(pipe, meta["id"], clip_s=meta.get("clip_s"))
         outbox.enqueue(pipe, outbox.make_job("clip", f"clip:{meta['id']}", event_id=meta["id"],
-                                             clip=meta["clip"], seconds=meta.get("clip_s")))
+                                             clip=meta["clip"], seconds=meta.get("clip_s")), self.box)
 
     def recover(self, recent: list[dict], busy: set[str] = frozenset()) -> None:
         """After a restart: queue the events that reached the disk but not Redis (not those in

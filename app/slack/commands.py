@@ -138,13 +138,14 @@ def cmd_latest(r: redis.Redis, settings, cmd: Command) -> dict:
     event_id = latest["event_id"]
     # The path comes from the id (never from the stored value), so it cannot leave the data dir.
     snapshot = events.event_files(settings.data_dir, event_id)["snapshot"]
-    if not snapshot.is_file():
+    box = outbox.box(latest.get("box"))     # a camera Pi's snapshot is sent from that Pi
+    if box == outbox.HOME and not snapshot.is_file():
         return ephemeral("The latest snapshot is no longer stored (retention deleted it).")
     taken = messages.when(latest.get("time"))
     outbox.enqueue(r, outbox.make_job(
         "image_response", response_url=cmd.response_url,
         snapshot=str(snapshot.relative_to(settings.data_dir)),
-        text=f"Latest snapshot ({taken}) posted in the channel."))
+        text=f"Latest snapshot ({taken}) posted in the channel."), box)
     return ephemeral(f"Posting the latest snapshot ({taken})...")
 
 

@@ -17,9 +17,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.webhook import WebhookClient
 
-from app import keys, live, outbox, state, story
+from app import live, outbox, state, story
 from app.slack import messages
-from app.storage import events
+from app.storage import events, labels
 
 log = logging.getLogger("notifier")
 
@@ -94,9 +94,11 @@ class Delivery:
     """Sends jobs with one WebClient. `persist(what, write)` records what Slack already accepted
     (the notifier's, which rides out a Redis outage)."""
 
-    def __init__(self, settings, r, client: WebClient | None, persist, http_timeout: float = 10):
+    def __init__(self, settings, r, client: WebClient | None, persist, http_timeout: float = 10,
+                 box: outbox.Box = outbox.HOME):
         self.settings = settings
         self.r = r
+        self.box = box                          # the outbox it delivers: its marks, its retries
         token = settings.slack.bot_token.get_secret_value() if settings.slack.bot_token else None
         # No retry handlers: every retry decision (and Retry-After) is made in one place, the
         # notifier's loop, where the stop flag is honoured.
@@ -211,10 +213,23 @@ class Delivery:
         self._show(head.members, jobs)
 
     def _update(self, job: dict) -> None:
+        if job.get("label") is not None:
+            self._keep_label(job)
         told = story.read(self.r, job["event_id"])
         if told.ts is None or told.shown >= told.version:
             return                          # never posted (quiet hours...), or shown already
         self._show(told.members)
+
+    def _keep_label(self, job: dict) -> None:
+        """A label clicked on the hub for an event of this camera Pi: its labelled copy for
+        training is made here, where the event's files are (the hub only has its story)."""
+        try:
+            labels.record_label(self.settings.data_dir, job["event_id"], job["label"],
+                                str(job.get("user_id") or ""), str(job.get("user_name") or ""))
+        except ValueError as e:
+            raise Undeliverable(f"a bad label ({e})") from None
+        except FileNotFoundError:
+            log.info("Event %s is no longer stored here; its label is shown, not kept", job["event_id"])
 
     def _clip(self, job: dict) -> None:
         told = story.read(self.r, job["event_id"])
@@ -271,7 +286,7 @@ class Delivery:
                     log.info("Slack cannot show the snapshot in the message yet; updating without it")
                     if not self.r.hexists(story.key(event_ids[0]), "image_retry"):
                         story.note(self.r, event_ids[0], image_retry=1)
-                        outbox.enqueue(self.r, outbox.make_job("update", event_id=event_ids[0]))
+                        outbox.enqueue(self.r, outbox.make_job("update", event_id=event_ids[0]), self.box)
                         versions = {}            # not shown yet: that update shows it
                     continue
                 if str(e) in STALE_MESSAGE:
@@ -291,13 +306,13 @@ class Delivery:
     # person who typed a command sees its answer twice.
 
     def _in_flight(self, job_id: str) -> dict:
-        return self.r.hgetall(keys.inflight(job_id))
+        return self.r.hgetall(self.box.inflight(job_id))
 
     def _mark(self, job_id: str, step: str) -> None:
         def write():
             with self.r.pipeline(transaction=True) as p:
-                p.hset(keys.inflight(job_id), step, time.time())
-                p.expire(keys.inflight(job_id), DELIVERED_TTL_S)
+                p.hset(self.box.inflight(job_id), step, time.time())
+                p.expire(self.box.inflight(job_id), DELIVERED_TTL_S)
                 p.execute()
         self._persist(f"{job_id} in flight", write)
 
@@ -314,11 +329,11 @@ class Delivery:
         try:
             return do()
         except (Permanent, Undeliverable):
-            self.r.hdel(keys.inflight(job_id), step)
+            self.r.hdel(self.box.inflight(job_id), step)
             raise
         except Transient as e:
             if e.answered:
-                self.r.hdel(keys.inflight(job_id), step)
+                self.r.hdel(self.box.inflight(job_id), step)
             raise
 
     def _ask(self, already, since: float):
@@ -365,7 +380,7 @@ class Delivery:
         earlier attempt finished it; its Slack file id ("" when Slack did not say), None when the
         file is gone. `key` names the upload when a job has several."""
         key = key or job["id"]
-        done = state.get_json(self.r, keys.uploaded(key))
+        done = state.get_json(self.r, self.box.uploaded(key))
         if isinstance(done, dict):
             return done.get("file_id") or ""
         if data is None:
@@ -392,7 +407,7 @@ class Delivery:
 
         file_id = (self._step(key, "upload", upload, already) or {}).get("id") or ""
         self._persist(f"the upload of {key}", lambda: state.set_json(
-            self.r, keys.uploaded(key), {"file_id": file_id}, ex=DELIVERED_TTL_S))
+            self.r, self.box.uploaded(key), {"file_id": file_id}, ex=DELIVERED_TTL_S))
         return file_id
 
     def _api(self, method, **kwargs):

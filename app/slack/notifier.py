@@ -1,4 +1,5 @@
-"""The notifier: the one process that calls Slack, delivering the `slack:outbox` jobs in order.
+"""The notifier: the one process that calls Slack, delivering the `slack:outbox` jobs in order
+(on a camera Pi, its cameras' own outboxes: app/outbox.py).
 
     python3 app/notifier.py   (this module is app/slack/notifier.py)
 
@@ -25,7 +26,7 @@ import time
 import redis
 from slack_sdk import WebClient
 
-from app import health, keys, outbox, startup, state, story, utils
+from app import health, outbox, startup, state, story, utils
 from app.backoff import Backoff
 from app.slack import messages
 from app.slack.delivery import DELIVERED_TTL_S, Delivery, Permanent, Transient, Undeliverable
@@ -46,10 +47,12 @@ class Notifier:
 
     def __init__(self, settings, r: redis.Redis, client: WebClient | None = None, stop=None,
                  consumer: str = CONSUMER, http_timeout: float = 10, backoff_base: float = 0.5,
-                 backoff_max: float = 30, permanent_retry_s: float = 60, block_ms: int = BLOCK_MS):
+                 backoff_max: float = 30, permanent_retry_s: float = 60, block_ms: int = BLOCK_MS,
+                 box: outbox.Box = outbox.HOME, name: str = NAME):
         self.settings = settings
         self.r = r
-        self.delivery = Delivery(settings, r, client, self._persist, http_timeout)
+        self.box, self.name = box, name          # the outbox it delivers; its heartbeat's name
+        self.delivery = Delivery(settings, r, client, self._persist, http_timeout, box)
         self.has_token = self.delivery.has_token
         self.stop = stop or threading.Event()
         self.consumer = consumer
@@ -73,7 +76,7 @@ class Notifier:
         now = time.monotonic()
         if not force and now - self._last_beat < self.settings.heartbeat_s:
             return
-        if health.try_heartbeat(self.r, NAME, self._state, self._detail, ttl=self.settings.heartbeat_ttl_s):
+        if health.try_heartbeat(self.r, self.name, self._state, self._detail, ttl=self.settings.heartbeat_ttl_s):
             self._last_beat = now    # else the main loop notices Redis is down and backs off
 
     def _sleep(self, seconds: float) -> None:
@@ -91,13 +94,13 @@ class Notifier:
     def _ensure_group(self) -> None:
         try:
             # From id 0, so jobs queued before the notifier ever ran are delivered too.
-            self.r.xgroup_create(keys.SLACK_OUTBOX, keys.SLACK_OUTBOX_GROUP, id="0", mkstream=True)
+            self.r.xgroup_create(self.box.stream, self.box.group, id="0", mkstream=True)
         except redis.ResponseError as e:
             if "BUSYGROUP" not in str(e):
                 raise
 
     def _read(self, last_id: str) -> list:
-        resp = self.r.xreadgroup(keys.SLACK_OUTBOX_GROUP, self.consumer, {keys.SLACK_OUTBOX: last_id},
+        resp = self.r.xreadgroup(self.box.group, self.consumer, {self.box.stream: last_id},
                                  count=1, block=None if last_id == "0" else self.block_ms)
         return resp[0][1] if resp else []  # [[stream, [(id, fields)]]], or [] when the block timed out
 
@@ -135,7 +138,7 @@ class Notifier:
         """The alerts queued right behind entry `after` (a burst), claimed to share its message:
         (alerts, anything else claimed on the way, which goes on its own afterwards)."""
         behind = 0
-        for _, queued in self.r.xrange(keys.SLACK_OUTBOX, min=f"({after}", count=max(0, room)):
+        for _, queued in self.r.xrange(self.box.stream, min=f"({after}", count=max(0, room)):
             follower = outbox.parse(queued)
             if follower is None or follower["type"] != "alert" or not events.is_event_id(follower.get("event_id")):
                 break
@@ -143,11 +146,11 @@ class Notifier:
         if not behind:
             return [], []
         # One consumer, and `after` was the last entry it read: the next new entries are those.
-        claimed = self.r.xreadgroup(keys.SLACK_OUTBOX_GROUP, self.consumer, {keys.SLACK_OUTBOX: ">"}, count=behind)
+        claimed = self.r.xreadgroup(self.box.group, self.consumer, {self.box.stream: ">"}, count=behind)
         alerts, others = [], []
         for eid, fields in claimed[0][1] if claimed else []:
             job = outbox.parse(fields)
-            if job is None or job["id"] in seen or self.r.exists(keys.delivered(job["id"])):
+            if job is None or job["id"] in seen or self.r.exists(self.box.delivered(job["id"])):
                 self._ack(eid)                       # malformed, queued twice, or sent already
                 continue
             seen.add(job["id"])
@@ -165,7 +168,7 @@ class Notifier:
             self._ack(entry_id)
             return
         job_id = job["id"]
-        if self.r.exists(keys.delivered(job_id)):
+        if self.r.exists(self.box.delivered(job_id)):
             log.info("Job %s was already delivered; not sending it again", job_id)
             self._ack(entry_id)
             return
@@ -186,7 +189,7 @@ class Notifier:
             # Not once a post was tried without an answer: Slack may show it with the members it had.
             if (coalesce and len(followers) < messages.MAX_SHOWN - 1 and not later
                     and not self.r.hexists(story.key(job["event_id"]), "ts")
-                    and not self.r.hexists(keys.inflight(job_id), "post")):
+                    and not self.r.hexists(self.box.inflight(job_id), "post")):
                 # The post must wait for Slack's second anyway: alerts arriving meanwhile join it.
                 self._sleep(self.delivery.post_wait())
                 more, odd = self._claim_alerts(followers[-1][0] if followers else entry_id,
@@ -239,8 +242,8 @@ class Notifier:
         """Set a job aside (kept, counted in /pycam_status, queued again later) and go on."""
         def write():
             with self.r.pipeline(transaction=True) as p:
-                p.rpush(keys.SLACK_PARKED, json.dumps({"job": job, "error": error, "time": time.time()}))
-                p.xack(keys.SLACK_OUTBOX, keys.SLACK_OUTBOX_GROUP, entry_id)
+                p.rpush(self.box.parked, json.dumps({"job": job, "error": error, "time": time.time()}))
+                p.xack(self.box.stream, self.box.group, entry_id)
                 p.execute()
         self._persist(f"{job['id']} as set aside", write)
         log.error("Job %s set aside after %d unexpected failures (%s); the next jobs go on, and it is "
@@ -253,19 +256,19 @@ class Notifier:
             return
         self._next_unpark = time.monotonic() + self.parked_retry_s
         while True:
-            raw = self.r.lindex(keys.SLACK_PARKED, 0)
+            raw = self.r.lindex(self.box.parked, 0)
             if raw is None:
                 return
             with self.r.pipeline(transaction=True) as p:   # queued and taken off the list together
                 try:
-                    outbox.enqueue(p, json.loads(raw)["job"])
+                    outbox.enqueue(p, json.loads(raw)["job"], self.box)
                 except (ValueError, KeyError, TypeError):
                     log.error("Dropping an unreadable set-aside job")
-                p.lpop(keys.SLACK_PARKED)
+                p.lpop(self.box.parked)
                 p.execute()
 
     def _ack(self, entry_id: str) -> None:
-        self.r.xack(keys.SLACK_OUTBOX, keys.SLACK_OUTBOX_GROUP, entry_id)
+        self.r.xack(self.box.stream, self.box.group, entry_id)
 
     def _persist(self, what: str, write) -> None:
         """Run a Redis write that records something Slack already accepted, through a Redis outage.
@@ -290,9 +293,9 @@ class Notifier:
         def write():
             with self.r.pipeline(transaction=True) as p:
                 for eid, jid in done:
-                    p.set(keys.delivered(jid), time.time(), ex=DELIVERED_TTL_S)
-                    p.delete(keys.uploaded(jid), keys.inflight(jid))
-                    p.xack(keys.SLACK_OUTBOX, keys.SLACK_OUTBOX_GROUP, eid)
+                    p.set(self.box.delivered(jid), time.time(), ex=DELIVERED_TTL_S)
+                    p.delete(self.box.uploaded(jid), self.box.inflight(jid))
+                    p.xack(self.box.stream, self.box.group, eid)
                 p.execute()
         self._persist(f"{job_id} as delivered", write)
 
@@ -301,15 +304,31 @@ def main() -> None:
     sys.exit(serve(*startup.start(NAME)))
 
 
+def outboxes(settings) -> list[tuple[outbox.Box, str]]:
+    """(box, heartbeat name) of each outbox this Pi's notifier delivers: the home's on the hub; on a
+    camera Pi, the own outbox of each of its cameras, whose images only it can read."""
+    if settings.role == "camera":
+        return [(outbox.box(name), f"{NAME}@{name}") for name in settings.camera_names]
+    return [(outbox.HOME, NAME)]
+
+
 def serve(settings, r, stop) -> int:
-    """Deliver the outbox until `stop`; 1 when the loop crashed."""
-    notifier = Notifier(settings, r, stop=stop)
-    if not notifier.has_token or not settings.slack.channel_id:
+    """Deliver this Pi's outboxes until `stop`; 1 when a loop crashed (each stops the others)."""
+    notifiers = [Notifier(settings, r, stop=stop, box=box, name=name) for box, name in outboxes(settings)]
+    if not notifiers[0].has_token or not settings.slack.channel_id:
         log.error("SLACK_BOT_TOKEN and SLACK_CHANNEL_ID must be set; jobs stay queued until they are")
-    log.info("Notifier started (channel %s, API %s)", settings.slack.channel_id, settings.slack.api_url)
+    log.info("Notifier started (channel %s, API %s, %s)", settings.slack.channel_id, settings.slack.api_url,
+             ", ".join(n.box.stream for n in notifiers))
     # Slack calls block in a worker thread, so SIGTERM ends the process within 2 s even while a
     # request hangs; the job in hand is not acked and is delivered after the restart.
-    if not utils.run_in_worker(notifier.run, stop, "notifier"):
+    results: list[bool] = []
+    threads = [threading.Thread(target=lambda n=n: results.append(utils.run_in_worker(n.run, stop, n.name)),
+                                name=f"{n.name}-watch") for n in notifiers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if not all(results):
         return 1
     log.info("Notifier stopped")
     return 0
