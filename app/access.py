@@ -21,7 +21,7 @@ NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
 # (its CLIENT SETINFO, on Redis 7.2 and later, is refused and ignored).
 COMMANDS = ("ping", "hello", "client|setname", "multi", "exec", "discard",
             "get", "mget", "set", "exists", "incr", "expire", "del", "hset", "hdel", "hgetall", "hmget", "hincrby",
-            "hexists", "lpush", "ltrim", "lindex", "lpop", "rpush", "xadd", "publish",
+            "hexists", "hget", "lpush", "ltrim", "lindex", "lpop", "rpush", "xadd", "publish",
             "xgroup|create", "xreadgroup", "xack", "xrange")
 # The keys it reads and writes; it sets camera_status only to restore it (or with --arm).
 KEYS = (keys.CAMERA_STATUS, keys.CAMERA_NOTIFICATIONS, keys.TRAINING_MODE, keys.AUTO_DETECT_STATUS,

@@ -23,8 +23,18 @@ from app.utils import redact
 PROCESSES = ("security_system", "notifier", "slack_socket", "flask_app", "who_is_home", "s3_upload", "watchdog")
 
 
+def processes_of(settings) -> tuple[str, ...]:
+    """The heartbeats this Pi reports: a camera Pi (role: camera) has its camera daemons (named
+    security_system@<name>, from the `cameras` beats) and its notifier; its Redis user may read no other."""
+    if settings.role == "camera":
+        return tuple(f"{p}@{name}" for name in settings.camera_names for p in ("security_system", "notifier"))
+    return PROCESSES
+
+
 def expected_processes(settings) -> list[str]:
     """The processes that should be running with these settings."""
+    if settings.role == "camera":
+        return list(processes_of(settings))
     expected = ["security_system", "notifier", "watchdog"]
     if settings.serves_http:
         expected.append("flask_app")          # HTTP mode (Slack posts to gunicorn), or the web page
@@ -71,18 +81,24 @@ def idle(r, process: str, detail: dict, settings, stop, also=None) -> None:
             return
 
 
-def read_heartbeats(r) -> dict[str, dict | None]:
-    """Every known process's last heartbeat (None when missing or expired)."""
-    return {p: state.get_json(r, keys.heartbeat(p)) for p in PROCESSES}
+def read_heartbeats(r, names=PROCESSES) -> dict[str, dict | None]:
+    """Each named process's last heartbeat (None when missing or expired); a camera's
+    (security_system@<name>) is its beat in the `cameras` hash."""
+    beats = {p: state.get_json(r, keys.heartbeat(p)) for p in names if not p.startswith("security_system@")}
+    for p in names:
+        if p.startswith("security_system@"):
+            beats[p] = state.decode_json(r.hget(keys.CAMERAS, p.partition("@")[2]))
+    return beats
 
 
 def process_health(r, settings, now: float | None = None) -> dict[str, dict]:
     """{name: {ok, age, state}} for each expected process and each other one that beats."""
     now = time.time() if now is None else now
-    beats = read_heartbeats(r)
+    names = processes_of(settings)
+    beats = read_heartbeats(r, names)
     expected = expected_processes(settings)
     report = {}
-    for name in PROCESSES:
+    for name in names:
         beat = beats.get(name)
         if beat is None and name not in expected:
             continue  # not configured here, and not running

@@ -85,6 +85,13 @@ def test_a_camera_pi_sends_its_own_images_and_the_hub_queues_there_what_shows_th
         assert fake.wait_for(lambda: [c for c in fake.accepted("response") if c.path.endswith("/latest")], timeout=15)
         [job] = [j for j in jobs(r, own.stream) if j["type"] == "image_response"]
         assert r.exists(own.delivered(job["id"]))
+
+        # `scripts/pycam status` on the camera Pi reports its own processes, under its own user.
+        health = subprocess.run([sys.executable, "-m", "app.health"], cwd=ROOT, capture_output=True, text=True,
+                                env=process_env(REDIS_URL=front_url, PYCAM_ROLE="camera", PYCAM_CAMERA_NAME="front",
+                                                PYCAM_DATA_DIR=str(pi)), timeout=30)
+        assert health.returncode == 0, health.stdout + health.stderr
+        assert "ok    security_system@front" in health.stdout and "ok    notifier@front" in health.stdout
     finally:
         cam_out = stop(cam)
         stop(sender)
