@@ -145,17 +145,27 @@ def environment() -> dict[str, str]:
 
     Secrets a setting only names (a router's password_env) are looked up here too.
     """
-    named = os.environ.get("PYCAM_ENV_FILE")
-    env_file = ROOT / ".env" if named is None else (Path(named) if named else None)
+    env_file = _env_file()
     if env_file is None:
         return dict(os.environ)
     values = read_dotenv(env_file)
-    # One of several cameras on this Pi (PYCAM_CAMERA_NAME, set by its systemd unit or
-    # `scripts/pycam`): its own .env.<name> over .env, for its source and whatever else differs.
-    camera = os.environ.get("PYCAM_CAMERA_NAME") or values.get("PYCAM_CAMERA_NAME") or ""
-    if CAMERA_NAME.fullmatch(camera):
-        values.update(read_dotenv(env_file.with_name(f"{env_file.name}.{camera}")))
+    # One of several cameras on this Pi (PYCAM_CAMERA_NAME): its own .env.<name> over .env.
+    values.update(camera_dotenv(os.environ.get("PYCAM_CAMERA_NAME") or values.get("PYCAM_CAMERA_NAME") or ""))
     return {**values, **os.environ}
+
+
+def _env_file() -> Path | None:
+    named = os.environ.get("PYCAM_ENV_FILE")
+    return ROOT / ".env" if named is None else (Path(named) if named else None)
+
+
+def camera_dotenv(camera: str) -> dict[str, str]:
+    """The variables of one camera's own file beside .env (.env.<name>: its source, whatever
+    differs from the Pi's other cameras); nothing for a name that is not a camera name."""
+    env_file = _env_file()
+    if env_file is None or not CAMERA_NAME.fullmatch(camera or ""):
+        return {}
+    return read_dotenv(env_file.with_name(f"{env_file.name}.{camera}"))
 
 
 def _set_path(tree: dict, path: tuple[str, ...], value: Any) -> None:
@@ -217,9 +227,14 @@ def load_settings(env: dict[str, str] | None = None, config_path: str | Path | N
                 value = [v.strip() for v in value.split(",") if v.strip()]
             _set_path(tree, target, value)
     try:
-        return Settings.model_validate(tree)
+        settings = Settings.model_validate(tree)
     except Invalid as e:
         raise ConfigError("invalid setting: " + "; ".join(_describe(*err) for err in e.errors)) from None
+    if settings.role == "camera" and len(settings.camera_names) > 1:
+        # Its notifier reaches Redis as that one camera's user, which may use no other camera's outbox.
+        raise ConfigError(f"cameras = {settings.cameras!r}: a camera Pi (role: camera) runs one camera; "
+                          "run the others on the hub or on a Pi each")
+    return settings
 
 
 def load_or_exit(env: dict[str, str] | None = None) -> Settings:

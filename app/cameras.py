@@ -14,8 +14,14 @@ import time
 from app import keys, state
 
 
-def beat(r, name: str, status: str, armed: bool) -> None:
-    r.hset(keys.CAMERAS, name, json.dumps({"time": time.time(), "state": status, "armed": armed}))
+def beat(r, name: str, status: str, armed: bool, sends: bool = False) -> None:
+    """`sends`: a camera Pi, whose own notifier sends its events (app/outbox.py)."""
+    r.hset(keys.CAMERAS, name, json.dumps({"time": time.time(), "state": status, "armed": armed, "sends": sends}))
+
+
+def sender(name: str) -> str:
+    """The heartbeat name of a camera Pi's notifier."""
+    return f"notifier@{name}"
 
 
 def known(r) -> dict[str, dict]:

@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-from app import keys, state
+from app import cameras, keys, state
 from app.utils import redact
 
 # Heartbeat names, in the order /pycam_status lists them.
@@ -27,7 +27,7 @@ def processes_of(settings) -> tuple[str, ...]:
     """The heartbeats this Pi reports: a camera Pi (role: camera) has its camera daemons (named
     security_system@<name>, from the `cameras` beats) and its notifier; its Redis user may read no other."""
     if settings.role == "camera":
-        return tuple(f"{p}@{name}" for name in settings.camera_names for p in ("security_system", "notifier"))
+        return tuple(n for name in settings.camera_names for n in (f"security_system@{name}", cameras.sender(name)))
     return PROCESSES
 
 

@@ -176,3 +176,28 @@ def test_glances_expects_each_camera_and_on_a_camera_pi_only_its_processes():
     pi = rendered(PYCAM_ROLE="camera")
     assert pi["amp_notifier"]["enable"] == "true" and pi["amp_security_system"]["enable"] == "true"
     assert all(pi[s]["enable"] == "false" for s in ("amp_watchdog", "amp_slack_socket", "amp_redis", "amp_flask_app"))
+
+
+def test_a_camera_started_by_a_launcher_takes_its_own_file_over_the_exported_env(tmp_path, short_clip):
+    """systemd and scripts/pycam export .env first; `--camera garage` still reads .env.garage over it."""
+    import subprocess
+    import sys
+    from tests.conftest import process_env
+    env_file = tmp_path / ".env"
+    env_file.write_text("PYCAM_SOURCE=/nowhere/front.mp4\n")
+    (tmp_path / ".env.garage").write_text(f"PYCAM_SOURCE={short_clip}\n")
+    env = process_env(PYCAM_ENV_FILE=str(env_file), PYCAM_SOURCE="/nowhere/front.mp4", PYCAM_DATA_DIR=str(tmp_path))
+    out = tmp_path / "events.jsonl"
+    run = subprocess.run([sys.executable, "app/security_system.py", "--camera", "garage", "--replay", "--events-out",
+                          str(out)], cwd=config.ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and out.exists(), run.stderr
+    refused = subprocess.run([sys.executable, "app/security_system.py", "--camera", "../garage", "--replay",
+                              "--events-out", str(out)], cwd=config.ROOT, env=env, capture_output=True, text=True,
+                             timeout=60)
+    assert refused.returncode != 0 and "a camera name is" in refused.stderr
+
+
+def test_a_camera_pi_runs_one_camera():
+    with pytest.raises(config.ConfigError, match="runs one camera"):
+        config.load_settings(env={"PYCAM_ROLE": "camera", "PYCAM_CAMERAS": "front,garage"})
+    assert config.load_settings(env={"PYCAM_ROLE": "camera", "PYCAM_CAMERAS": "garage"}).camera_names == ["garage"]

@@ -59,7 +59,11 @@ def test_the_camera_user_runs_the_camera_and_can_do_nothing_else(camera_user, r,
     r.set("slack:delivered:x", 1)
     for forbidden in (lambda: as_camera.flushall(), lambda: as_camera.config_get("*"),
                       lambda: as_camera.get("slack:delivered:x"), lambda: as_camera.set(keys.HOME, "[]"),
-                      lambda: as_camera.keys("*"), lambda: as_camera.acl_list()):
+                      lambda: as_camera.keys("*"), lambda: as_camera.acl_list(),
+                      # the home's jobs (slash commands' response URLs): not read, taken or deleted
+                      lambda: as_camera.xrange(keys.SLACK_OUTBOX),
+                      lambda: as_camera.xreadgroup("notifier", "thief", {keys.SLACK_OUTBOX: ">"}),
+                      lambda: as_camera.delete(keys.EVENTS), lambda: as_camera.xrange("camera:garage:slack:outbox")):
         with pytest.raises(redis.exceptions.NoPermissionError):
             forbidden()
     assert r.exists("slack:delivered:x")

@@ -203,7 +203,8 @@ class CameraDaemon:
                   "events_mb": round(self.store.total / 1e6, 1) if self.store.ready else None}
         status = self.capture.state if self.switches.armed else "disarmed"
         self.link.call(health.write_heartbeat, self.link.r, PROCESS, status, detail, self.s.heartbeat_ttl_s)
-        self.link.call(cameras.beat, self.link.r, self.s.camera.name, status, self.switches.armed)
+        self.link.call(cameras.beat, self.link.r, self.s.camera.name, status, self.switches.armed,
+                       self.s.role == "camera")
 
     @property
     def frames(self) -> int:
@@ -395,10 +396,15 @@ class CameraDaemon:
                 return
             self.store.install(scan)
             finished = []
-            for event_id in self.store.finish_incomplete(self.s.camera.name):
+            # Several cameras on this Pi share the data dir: each checks its own events, and the
+            # first one finishes those a crash cut short (whose camera no file says yet).
+            own = self.s.camera.name
+            for event_id in self.store.finish_incomplete(own) if own == self.s.camera_names[0] else ():
                 log.info("Event %s was cut short by a crash; finished and published now", event_id)
                 finished.append(self.store.load(event_id))
-            self.to_check = scan.recent + [m for m in finished if m]
+            mine = scan.recent if len(self.s.camera_names) == 1 else \
+                [m for m in scan.recent if m.get("camera") in (None, own)]
+            self.to_check = mine + [m for m in finished if m]
             self.next_retention = 0.0
         if self.to_check is not None and self.checking is None and self.recovered and self.link.ok \
                 and time.monotonic() >= self.check_after:
@@ -490,7 +496,9 @@ def main(argv=None) -> int:
     if args.camera is not None:
         if not config.CAMERA_NAME.fullmatch(args.camera):
             raise SystemExit(f"pycam: --camera {args.camera!r}: a camera name is 1 to 40 letters, digits, - or _")
-        os.environ["PYCAM_CAMERA_NAME"] = args.camera      # read with its .env.NAME by the settings
+        os.environ["PYCAM_CAMERA_NAME"] = args.camera
+        # Its own .env.NAME wins over .env, which the launchers (systemd, scripts/pycam) exported.
+        os.environ.update(config.camera_dotenv(args.camera))
     settings = config.load_or_exit()
     if args.source:
         settings.camera.source = args.source

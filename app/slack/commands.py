@@ -146,6 +146,9 @@ def cmd_latest(r: redis.Redis, settings, cmd: Command) -> dict:
         "image_response", response_url=cmd.response_url,
         snapshot=str(snapshot.relative_to(settings.data_dir)),
         text=f"Latest snapshot ({taken}) posted in the channel."), box)
+    if box != outbox.HOME and not r.exists(keys.heartbeat(cameras.sender(latest["box"]))):
+        return ephemeral(f"Camera {latest['box']}'s Pi is not sending now (its notifier is not running): "
+                         "the latest snapshot is posted when it is back.")
     return ephemeral(f"Posting the latest snapshot ({taken})...")
 
 

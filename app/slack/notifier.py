@@ -26,7 +26,7 @@ import time
 import redis
 from slack_sdk import WebClient
 
-from app import health, outbox, startup, state, story, utils
+from app import cameras, health, outbox, startup, state, story, utils
 from app.backoff import Backoff
 from app.slack import messages
 from app.slack.delivery import DELIVERED_TTL_S, Delivery, Permanent, Transient, Undeliverable
@@ -308,7 +308,7 @@ def outboxes(settings) -> list[tuple[outbox.Box, str]]:
     """(box, heartbeat name) of each outbox this Pi's notifier delivers: the home's on the hub; on a
     camera Pi, the own outbox of each of its cameras, whose images only it can read."""
     if settings.role == "camera":
-        return [(outbox.box(name), f"{NAME}@{name}") for name in settings.camera_names]
+        return [(outbox.box(name), cameras.sender(name)) for name in settings.camera_names]
     return [(outbox.HOME, NAME)]
 
 

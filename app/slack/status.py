@@ -7,7 +7,7 @@ from datetime import datetime
 
 import redis
 
-from app import alarms, arming, health, keys, schedule, state, utils
+from app import alarms, arming, cameras, health, keys, schedule, state, utils
 from app.slack import messages
 
 
@@ -51,11 +51,15 @@ STATUS_KEYS = [keys.CAMERA_STATUS, keys.CAMERA_NOTIFICATIONS, keys.AUTO_DETECT_S
                keys.MANUAL_OVERRIDE, keys.HOME, keys.UNVERIFIED_COUNT, keys.S3_STATUS, keys.PRESENCE_STATUS]
 
 
-def _camera_line(name: str, beat, settings, now: float) -> str:
-    """One camera of several: armed or not (its own or the home's), what it does, how fresh."""
+def _camera_line(name: str, beat, settings, now: float, sender=None) -> str:
+    """One camera of several: armed or not (its own or the home's), what it does, how fresh; for a
+    camera Pi (`sender`: its notifier's heartbeat), whether that Pi sends its alerts."""
     if not isinstance(beat, dict) or health.is_stale(beat, settings.heartbeat_ttl_s, now):
         return f"{name} *not running* (no fresh heartbeat)"
-    return f"{name} {'armed' if beat.get('armed') else 'disarmed'}, {beat.get('state')}, {ago(now - beat['time'])}"
+    line = f"{name} {'armed' if beat.get('armed') else 'disarmed'}, {beat.get('state')}, {ago(now - beat['time'])}"
+    if beat.get("sends") and health.is_stale(sender, settings.heartbeat_ttl_s, now):
+        line += " (its Pi's notifier is *not running*: its alerts wait there)"
+    return line
 
 
 def status_text(r: redis.Redis, settings, now: float | None = None) -> str:
@@ -87,8 +91,11 @@ def status_text(r: redis.Redis, settings, now: float | None = None) -> str:
     beats_of = {name: state.decode_json(value) for name, value in raw_cameras.items()}
     if len(beats_of) > 1 or any(name != settings.camera.name or (isinstance(b, dict) and b.get("armed") != armed)
                                 for name, b in beats_of.items()):
-        lines.append("Cameras: " + "; ".join(_camera_line(name, beats_of[name], settings, now)
-                                             for name in sorted(beats_of)))
+        pis = sorted(n for n, b in beats_of.items() if isinstance(b, dict) and b.get("sends"))
+        senders = dict(zip(pis, r.mget([keys.heartbeat(cameras.sender(n)) for n in pis]))) if pis else {}
+        lines.append("Cameras: " + "; ".join(
+            _camera_line(name, beats_of[name], settings, now, state.decode_json(senders.get(name)))
+            for name in sorted(beats_of)))
     presence = _presence_line(state.decode_json(v[keys.PRESENCE_STATUS]), now)
     if presence:
         lines.append(presence)
