@@ -101,8 +101,9 @@ class ArmedMemory:
     it is what the daemon starts with while Redis is down, and what it restores when Redis comes
     back without its data."""
 
-    def __init__(self, data_dir: Path):
-        self.path = Path(data_dir) / "armed.json"
+    def __init__(self, data_dir: Path, camera: str | None = None):
+        # Several cameras on one Pi share the data dir: a file each (armed@<name>.json).
+        self.path = Path(data_dir) / (f"armed@{camera}.json" if camera else "armed.json")
 
     def load(self) -> bool | None:
         value = utils.read_json_file(self.path)

@@ -88,7 +88,7 @@ class CameraDaemon:
         self.arm_at_start = arm
         self.recovered = False
         # Fail armed: while Redis is away (or comes back empty) the last armed state on disk holds.
-        self.memory = ArmedMemory(settings.data_dir)
+        self.memory = ArmedMemory(settings.data_dir, settings.camera.name if len(settings.camera_names) > 1 else None)
         self.switches.armed = arm or self.memory.load() is True
         if arm:
             self.memory.save(True)
