@@ -46,33 +46,28 @@ def label_event(r: redis.Redis, settings, click: LabelClick) -> bool:
     """Store the label and queue the rewrite of the alert; False when the event is no longer stored."""
     told = story.read(r, click.event_id)
     box = outbox.box(told.facts.get("box"))
-    if box != outbox.HOME and told.ts:
-        # A camera Pi's event: its files are there, so its notifier keeps the labelled copy
-        # (app/slack/delivery.py) when it shows the label.
-        with r.pipeline(transaction=True) as p:
-            story.tell(p, click.event_id, label=click.label, labelled_by=click.user_id)
-            outbox.enqueue(p, outbox.make_job("update", event_id=click.event_id, label=click.label,
-                                              user_id=click.user_id, user_name=click.user_name), box)
-            p.execute()
-        log.info("Event %s labelled %s by %s (kept on camera %s)", click.event_id, click.label,
-                 click.user_id, told.facts.get("box"))
-        return True
-    files = events.event_files(settings.data_dir, click.event_id)
-    if not (files["clean"].is_file() and files["meta"].is_file()):
-        outbox.enqueue(r, outbox.make_job(
-            "response", response_url=click.response_url, replace_original=False, response_type="ephemeral",
-            text="That event is no longer stored (retention deleted it), so it was not labelled."))
-        return False
-    try:
-        labels.record_label(settings.data_dir, click.event_id, click.label, click.user_id, click.user_name)
-    except FileNotFoundError:  # deleted between the check and the copy
-        return False
-    log.info("Event %s labelled %s by %s", click.event_id, click.label, click.user_id)
+    # A camera Pi's event: its files are there, so its notifier keeps the labelled copy
+    # (app/slack/delivery.py) when it shows the label.
+    kept_there = box != outbox.HOME and bool(told.ts)
+    if not kept_there:
+        files = events.event_files(settings.data_dir, click.event_id)
+        if not (files["clean"].is_file() and files["meta"].is_file()):
+            outbox.enqueue(r, outbox.make_job(
+                "response", response_url=click.response_url, replace_original=False, response_type="ephemeral",
+                text="That event is no longer stored (retention deleted it), so it was not labelled."))
+            return False
+        try:
+            labels.record_label(settings.data_dir, click.event_id, click.label, click.user_id, click.user_name)
+        except FileNotFoundError:  # deleted between the check and the copy
+            return False
+    log.info("Event %s labelled %s by %s%s", click.event_id, click.label, click.user_id,
+             f" (kept on camera {told.facts['box']})" if kept_there else "")
     if told.ts:
         # The event's message shows its label, with everything else it shows (app/story.py).
+        keep = {"label": click.label, "user_id": click.user_id, "user_name": click.user_name} if kept_there else {}
         with r.pipeline(transaction=True) as p:
             story.tell(p, click.event_id, label=click.label, labelled_by=click.user_id)
-            outbox.enqueue(p, outbox.make_job("update", event_id=click.event_id))
+            outbox.enqueue(p, outbox.make_job("update", event_id=click.event_id, **keep), box)
             p.execute()
         return True
     # An alert from before event messages kept their story: rewrite it through the response_url.

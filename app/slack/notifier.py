@@ -1,5 +1,5 @@
 """The notifier: the one process that calls Slack, delivering the `slack:outbox` jobs in order
-(on a camera Pi, its cameras' own outboxes: app/outbox.py).
+(on a camera Pi, its camera's own outbox: app/outbox.py).
 
     python3 app/notifier.py   (this module is app/slack/notifier.py)
 
@@ -304,31 +304,25 @@ def main() -> None:
     sys.exit(serve(*startup.start(NAME)))
 
 
-def outboxes(settings) -> list[tuple[outbox.Box, str]]:
-    """(box, heartbeat name) of each outbox this Pi's notifier delivers: the home's on the hub; on a
-    camera Pi, the own outbox of each of its cameras, whose images only it can read."""
+def outbox_of(settings) -> tuple[outbox.Box, str]:
+    """(box, heartbeat name) of the outbox this Pi's notifier delivers: the home's on the hub; on a
+    camera Pi, its camera's own (a camera Pi runs one camera: config.py), whose images only it reads."""
     if settings.role == "camera":
-        return [(outbox.box(name), cameras.sender(name)) for name in settings.camera_names]
-    return [(outbox.HOME, NAME)]
+        name = settings.camera_names[0]
+        return outbox.box(name), cameras.sender(name)
+    return outbox.HOME, NAME
 
 
 def serve(settings, r, stop) -> int:
-    """Deliver this Pi's outboxes until `stop`; 1 when a loop crashed (each stops the others)."""
-    notifiers = [Notifier(settings, r, stop=stop, box=box, name=name) for box, name in outboxes(settings)]
-    if not notifiers[0].has_token or not settings.slack.channel_id:
+    """Deliver this Pi's outbox until `stop`; 1 when the loop crashed."""
+    box, name = outbox_of(settings)
+    notifier = Notifier(settings, r, stop=stop, box=box, name=name)
+    if not notifier.has_token or not settings.slack.channel_id:
         log.error("SLACK_BOT_TOKEN and SLACK_CHANNEL_ID must be set; jobs stay queued until they are")
-    log.info("Notifier started (channel %s, API %s, %s)", settings.slack.channel_id, settings.slack.api_url,
-             ", ".join(n.box.stream for n in notifiers))
+    log.info("Notifier started (channel %s, API %s, %s)", settings.slack.channel_id, settings.slack.api_url, box.stream)
     # Slack calls block in a worker thread, so SIGTERM ends the process within 2 s even while a
     # request hangs; the job in hand is not acked and is delivered after the restart.
-    results: list[bool] = []
-    threads = [threading.Thread(target=lambda n=n: results.append(utils.run_in_worker(n.run, stop, n.name)),
-                                name=f"{n.name}-watch") for n in notifiers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if not all(results):
+    if not utils.run_in_worker(notifier.run, stop, name):
         return 1
     log.info("Notifier stopped")
     return 0
